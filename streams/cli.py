@@ -1,0 +1,103 @@
+"""The `ioc` command line: one typer app, a sub-command group per concern.
+
+Settings are loaded once, when a command starts; an invalid setting prints the environment
+variable that holds it and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streams.logs import configure_logging
+from streams.settings import Settings, SettingsError, load_settings, masked
+
+# Wide enough for tables when output goes to a file or a CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+app = typer.Typer(
+    name="ioc",
+    help="City intelligent operations center: Kafka -> Faust -> TimescaleDB -> Grafana.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None, typer.Option(help="Override IOC_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR).")
+    ] = None,
+) -> None:
+    overrides = {"log_level": log_level.upper()} if log_level else {}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        err_console.print("[bold red]error:[/] invalid settings", highlight=False)
+        for problem in exc.problems:
+            err_console.print(f"  {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of env lines.")
+    ] = False,
+) -> None:
+    """Print the effective settings; secrets are masked."""
+    data = masked(settings_from(ctx))
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    for name, value in flatten(data):
+        console.print(f"{name}={value}", highlight=False, soft_wrap=True)
+
+
+def flatten(data: dict[str, object], prefix: str = "IOC_") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key.upper()}"
+        if isinstance(value, dict):
+            rows.extend(flatten(value, name + "__"))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def register_commands() -> None:
+    """Sub-command groups live beside what they drive; imported here, not at their import."""
+    from streams.dev.commands import demo_command, dev_app
+
+    app.add_typer(dev_app, name="dev")
+    app.command("demo")(demo_command)
+
+
+register_commands()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""`ioc dev up | down | status | logs` and the foundation's `ioc demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from streams.cli import console, fail, settings_from
+from streams.dev.runtime import RuntimeProblem, components, log_files, state_dir
+
+dev_app = typer.Typer(
+    help="The local runtime: a real Kafka and PostgreSQL under .local/.", no_args_is_help=True
+)
+
+
+@dev_app.command("up")
+def up(ctx: typer.Context) -> None:
+    """Install what is missing, start PostgreSQL and Kafka, wait until both answer."""
+    settings = settings_from(ctx)
+    for component in components(settings):
+        started = time.monotonic()
+        with console.status(f"starting {component.name}..."):
+            try:
+                outcome = component.start()
+            except RuntimeProblem as exc:
+                raise fail(str(exc)) from None
+        console.print(
+            f"{component.name}: {outcome} ({time.monotonic() - started:.1f}s)", highlight=False
+        )
+    print_status(ctx)
+
+
+@dev_app.command("down")
+def down(ctx: typer.Context) -> None:
+    """Stop Kafka and PostgreSQL cleanly; their data stays under .local/."""
+    settings = settings_from(ctx)
+    for component in reversed(components(settings)):
+        try:
+            outcome = component.stop()
+        except RuntimeProblem as exc:
+            raise fail(str(exc)) from None
+        console.print(f"{component.name}: {outcome}", highlight=False)
+
+
+@dev_app.command("status")
+def status(
+    ctx: typer.Context,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing; exit 0 only if all are up.")
+    ] = False,
+) -> None:
+    """Each component's version, address, pid and health. Exit 1 if any is not up."""
+    healthy = print_status(ctx, quiet=quiet)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+def print_status(ctx: typer.Context, *, quiet: bool = False) -> bool:
+    settings = settings_from(ctx)
+    rows = [component.status() for component in components(settings)]
+    if not quiet:
+        table = Table(title=f"local runtime ({state_dir(settings)})")
+        for column in ("component", "version", "address", "pid", "health", "detail"):
+            table.add_column(column)
+        for row in rows:
+            colour = "green" if row.healthy else "red"
+            table.add_row(
+                row.name, row.version, row.address, str(row.pid or "-"),
+                f"[{colour}]{row.health}[/]", row.detail,
+            )  # fmt: skip
+        console.print(table)
+    return all(row.healthy for row in rows)
+
+
+@dev_app.command("logs")
+def logs(
+    ctx: typer.Context,
+    component: Annotated[str, typer.Argument(help="kafka or postgres")] = "kafka",
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1)] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+) -> None:
+    """Show the last lines of a component's log (or follow it)."""
+    files = log_files(settings_from(ctx))
+    if component not in files:
+        raise fail(f"unknown component {component!r}; choose one of {', '.join(files)}", code=2)
+    path = files[component]
+    if not path.exists():
+        raise fail(f"{path} does not exist yet; start the runtime with `ioc dev up`")
+    subprocess.run(["tail", "-n", str(lines), *(["-f"] if follow else []), str(path)], check=False)
+
+
+def demo_command(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many events.")] = 5000,
+) -> None:
+    """Produce events through the real broker, consume them as a group, store them, print counts."""
+    from streams.dev.smoke import run_smoke
+
+    settings = settings_from(ctx)
+    try:
+        report = asyncio.run(run_smoke(settings, events))
+    except RuntimeProblem as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="demo: broker and database round trip")
+    table.add_column("step")
+    table.add_column("count", justify="right")
+    table.add_column("seconds", justify="right")
+    for step, count, seconds in report.rows():
+        table.add_row(step, f"{count:,}", f"{seconds:.2f}")
+    console.print(table)
+    if not report.complete:
+        raise fail(f"lost events: produced {report.produced}, stored {report.stored}")
