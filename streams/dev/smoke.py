@@ -16,7 +16,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from streams.dev.runtime import RuntimeProblem
 from streams.settings import Settings
@@ -46,12 +46,18 @@ async def ensure_topic(bootstrap: str, name: str, partitions: int, replication: 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, replication)])
-        return True
+        response = await admin.create_topics([NewTopic(name, partitions, replication)])
     except TopicAlreadyExistsError:
         return False
     finally:
         await admin.close()
+    for _topic, code, *rest in response.topic_errors:
+        if code == TopicAlreadyExistsError.errno:
+            return False
+        if code:
+            message = rest[0] if rest else ""
+            raise for_code(code)(f"creating topic {name!r}: {message}")
+    return True
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> int:
