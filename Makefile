@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine (Python 3.11, JDK 17 + Maven, Debian packages):
+#   make demo   install, start a real Kafka + PostgreSQL under .local/, run the demo, print counts
+#   make test   install, start the runtime if it is down, lint, run every test tier, stop what it started
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+IOC := $(BIN)/ioc
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: demo test lint format up down status install clean-local
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(IOC) dev up
+
+down: install
+	$(IOC) dev down
+
+status: install
+	$(IOC) dev status
+
+demo: install
+	$(IOC) dev up
+	$(IOC) demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install
+	bash deploy/local/run-tests.sh
+
+clean-local:
+	-$(IOC) dev down
+	rm -rf .local

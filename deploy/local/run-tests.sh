@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: lint, then every test tier against the real local runtime.
+# Starts Kafka and PostgreSQL if they are down, and stops again only what it started.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BIN=.venv/bin
+
+started=0
+if ! $BIN/ioc dev status --quiet; then
+  echo "== starting the local runtime (ioc dev up)"
+  $BIN/ioc dev up || exit 1
+  started=1
+fi
+cleanup() {
+  if [ "$started" = 1 ]; then
+    echo "== stopping the runtime this run started (ioc dev down)"
+    $BIN/ioc dev down
+  fi
+}
+trap cleanup EXIT
+
+echo "== ruff"
+$BIN/ruff check . || exit 1
+$BIN/ruff format --check . || exit 1
+
+echo "== pytest"
+$BIN/python -m pytest "$@"

@@ -1,0 +1,93 @@
+"""docker-compose.yml stays in step with Settings, the CLI and deploy/ (no engine runs here).
+
+What is checked: the file parses; every IOC_* variable it sets is a real setting with a valid
+value; every `ioc` sub-command it runs exists; the mounts it names exist in the repository;
+every long-running service has a healthcheck; Kafka's image is the release `ioc dev up` runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from streams.settings import DevSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def ioc_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if svc.get("image", "").startswith("ioc-platform") or "build" in svc
+    }
+
+
+def resolve_default(value: str) -> str:
+    """${NAME:-default} -> default, as compose does when NAME is unset."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_every_ioc_variable_is_a_valid_setting(
+    compose: dict[str, Any], clean_env: pytest.MonkeyPatch
+) -> None:
+    services = ioc_services(compose)
+    assert {"worker", "simulator", "migrate"} <= set(services)
+    for name, svc in services.items():
+        env = svc["environment"]
+        assert env, f"service {name} has no environment"
+        for var, value in env.items():
+            assert var.startswith("IOC_"), f"{name}: {var} is not an IOC_ setting"
+            clean_env.setenv(var, resolve_default(value))
+        settings = load_settings()  # raises SettingsError naming any unknown or bad variable
+        assert settings.db.flavour == "timescale"
+        assert settings.kafka.bootstrap == "kafka:9092"
+        for var in env:
+            clean_env.delenv(var)
+
+
+def test_database_and_grafana_share_the_same_role_passwords(compose: dict[str, Any]) -> None:
+    worker_env = compose["services"]["worker"]["environment"]
+    db_env = compose["services"]["timescaledb"]["environment"]
+    grafana_env = compose["services"]["grafana"]["environment"]
+    for var in ("IOC_DB__OWNER_PASSWORD", "IOC_DB__INGEST_PASSWORD", "IOC_DB__GRAFANA_PASSWORD"):
+        assert db_env[var] == worker_env[var]
+    assert grafana_env["IOC_DB__GRAFANA_PASSWORD"] == worker_env["IOC_DB__GRAFANA_PASSWORD"]
+
+
+def test_mounted_paths_exist(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"service {name} mounts missing {source}"
+    assert (ROOT / "deploy" / "Dockerfile").is_file()
+
+
+def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        if svc.get("restart") == "no" or svc.get("profiles"):
+            continue
+        assert "healthcheck" in svc, f"service {name} has no healthcheck"
+
+
+def test_kafka_release_matches_the_local_runtime(compose: dict[str, Any]) -> None:
+    image = compose["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{DevSettings().kafka_version}"
+    assert compose["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_grafana_datasource_uid_is_fixed() -> None:
+    datasource = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/ioc.yaml").read_text()
+    )["datasources"][0]
+    assert datasource["uid"] == "ioc-timescale"
+    assert datasource["jsonData"]["timescaledb"] is True
