@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from streams.settings import DevSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
