@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from streams.dev.runtime import RuntimeProblem
+from streams.kafka_io import create_topics
 from streams.settings import Settings
 
 
@@ -43,21 +42,8 @@ class SmokeReport:
 
 async def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> bool:
     """Create `name` if missing; True if it was created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(name, partitions, replication)])
-    except TopicAlreadyExistsError:
-        return False
-    finally:
-        await admin.close()
-    for _topic, code, *rest in response.topic_errors:
-        if code == TopicAlreadyExistsError.errno:
-            return False
-        if code:
-            message = rest[0] if rest else ""
-            raise for_code(code)(f"creating topic {name!r}: {message}")
-    return True
+    outcome = await create_topics(bootstrap, {name: partitions}, replication)
+    return outcome[name] == "created"
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> int:

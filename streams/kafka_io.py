@@ -1,0 +1,92 @@
+"""Small aiokafka helpers shared by the CLI tools: create topics, read a topic to its end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+async def create_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Create missing topics ({name: partitions}); returns {name: 'created' | 'exists'}."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    outcome: dict[str, str] = {}
+    try:
+        new = [
+            NewTopic(name, parts, replication, topic_configs=configs or {})
+            for name, parts in topics.items()
+        ]
+        response = await admin.create_topics(new)
+    finally:
+        await admin.close()
+    for name, code, *rest in response.topic_errors:
+        if code == TopicAlreadyExistsError.errno:
+            outcome[name] = "exists"
+        elif code:
+            raise for_code(code)(f"creating topic {name!r}: {rest[0] if rest else ''}")
+        else:
+            outcome[name] = "created"
+    return outcome
+
+
+async def read_to_end(
+    bootstrap: str, topic: str, *, group_id: str | None = None, from_beginning: bool = True
+) -> AsyncIterator[tuple[AIOKafkaConsumer, Record]]:
+    """Every record of `topic` up to the end offsets seen at start, then stop.
+
+    With `group_id`, reading starts at the group's committed offsets (or the beginning) and the
+    caller may `commit()` on the yielded consumer.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        if from_beginning and group_id is None:
+            await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > await consumer.position(tp)}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for tp, records in batches.items():
+                for rec in records:
+                    if rec.offset >= end[tp]:
+                        continue
+                    yield consumer, Record(
+                        rec.topic, rec.partition, rec.offset, rec.key, rec.value,
+                        tuple(rec.headers or ()), rec.timestamp,
+                    )  # fmt: skip
+            remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
+    finally:
+        await consumer.stop()

@@ -1,0 +1,96 @@
+"""Dead-letter headers round-trip, replay counting, and the pipeline's health figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams import dlq
+from streams.metrics import PipelineMetrics, quantile
+
+
+def letter(**changes: object) -> dlq.DeadLetter:
+    base: dict[str, object] = {
+        "reason": "bad_json",
+        "message": "Expecting value: line 1 column 1",
+        "error_class": "JSONDecodeError",
+        "topic": "city.environment.events",
+        "partition": 3,
+        "offset": 1234,
+        "key": b"station-7",
+        "value": b"{not json",
+        "headers": (("ce_type", b"vn.daklak.environment.air_quality.v1"),),
+        "rejected_at": datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    }
+    base.update(changes)
+    return dlq.DeadLetter(**base)  # type: ignore[arg-type]
+
+
+def test_dead_letter_round_trips_through_kafka_headers() -> None:
+    original = letter()
+    back = dlq.from_record(original.key, original.value, original.kafka_headers())
+    assert back == original
+
+
+def test_original_bytes_and_headers_are_untouched() -> None:
+    original = letter(value=b"\x00\xff raw", headers=(("ce_id", b"a"), ("x-custom", b"\x01")))
+    headers = original.kafka_headers()
+    assert headers[:2] == [("ce_id", b"a"), ("x-custom", b"\x01")]
+    assert dlq.from_record(b"k", original.value, headers).value == b"\x00\xff raw"
+
+
+def test_replay_increments_the_count_and_drops_old_ioc_headers() -> None:
+    first = letter()
+    replayed = dlq.replay_headers(first)
+    assert dlq.replay_count(replayed) == 1
+    assert not any(k in (dlq.REASON, dlq.ORIGIN_OFFSET) for k, _ in replayed)
+    # it fails again: the new dead letter carries the replay count
+    again = letter(replay_count=dlq.replay_count(replayed), headers=tuple(replayed))
+    back = dlq.from_record(again.key, again.value, again.kafka_headers())
+    assert back.replay_count == 1
+    assert dlq.replay_count(dlq.replay_headers(back)) == 2
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=20)), max_size=8))
+def test_reading_any_headers_never_raises(headers: list[tuple[str, bytes]]) -> None:
+    back = dlq.from_record(None, None, headers)
+    assert back.replay_count >= 0
+
+
+def test_window_counts_and_latency_quantiles() -> None:
+    metrics = PipelineMetrics()
+    metrics.topic_domain["city.transport.events"] = "transport"
+    metrics.record_batch(
+        "transport", received=100, stored=90, duplicates=5,
+        rejected=["bad_json"] * 3 + ["too_late"] * 2,
+        latencies_s=[i / 100 for i in range(1, 101)],
+    )  # fmt: skip
+    metrics.record_lag("city.transport.events", 0, 40)
+    metrics.record_lag("city.transport.events", 1, 2)
+    (row,) = metrics.take_window()
+    assert (row.received, row.stored, row.duplicates, row.rejected) == (100, 90, 5, 5)
+    assert row.rejected_by_reason == {"bad_json": 3, "too_late": 2}
+    assert row.lag == 42
+    assert row.latency_p50_s == 0.5 and row.latency_p95_s == 0.95 and row.latency_p99_s == 0.99
+    (empty,) = metrics.take_window()  # new window: counts reset, lag persists
+    assert empty.received == 0 and empty.lag == 42 and empty.latency_p95_s is None
+
+
+def test_prometheus_text_is_cumulative() -> None:
+    metrics = PipelineMetrics()
+    for _ in range(2):
+        metrics.record_batch(
+            "health", received=10, stored=10, duplicates=0, rejected=[], latencies_s=[0.2] * 10
+        )
+    metrics.take_window()
+    text = metrics.prometheus_text()
+    assert 'ioc_events_total{domain="health",outcome="stored"} 20' in text
+    assert 'ioc_end_to_end_latency_seconds_bucket{domain="health",le="0.25"} 20' in text
+    assert 'ioc_end_to_end_latency_seconds_bucket{domain="health",le="0.1"} 0' in text
+
+
+def test_quantile_nearest_rank() -> None:
+    assert quantile([1.0], 0.99) == 1.0
+    assert quantile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
