@@ -19,6 +19,11 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         # aiokafka narrates every group join and partition assignment at INFO.
         for name in ("aiokafka", "kafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # A new broker answers the first group request with "coordinator not available" while it
+        # creates __consumer_offsets; aiokafka retries by itself but logs it at ERROR.
+        logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
+            lambda record: "GroupCoordinatorNotAvailableError" not in record.getMessage()
+        )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
