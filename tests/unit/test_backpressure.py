@@ -1,0 +1,53 @@
+"""The write loop waits out transient failures and never gives up a batch; others propagate."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from streams.backpressure import Backoff, retry_until_done
+
+
+class Down(Exception):
+    pass
+
+
+async def test_retries_transient_errors_until_the_write_succeeds() -> None:
+    calls = 0
+    slept: list[float] = []
+
+    async def write() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 6:
+            raise Down("connection refused")
+        return "stored"
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    result = await retry_until_done(
+        write, transient=(Down,), what="sink", backoff=Backoff(0.1, 1.0, random.Random(1)),
+        sleep=fake_sleep,
+    )  # fmt: skip
+    assert result == "stored"
+    assert calls == 6
+    assert len(slept) == 5
+    assert all(0 < s <= 1.0 for s in slept)
+    assert slept[-1] > slept[0]  # it backs off
+
+
+async def test_other_errors_propagate() -> None:
+    async def write() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await retry_until_done(write, transient=(Down,), what="sink")
+
+
+def test_backoff_is_capped() -> None:
+    backoff = Backoff(0.2, 5.0, random.Random(0))
+    delays = [backoff.next_delay() for _ in range(20)]
+    assert max(delays) <= 5.0
+    assert min(delays[10:]) >= 2.5
