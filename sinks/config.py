@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -54,3 +55,58 @@ class DatabaseSettings(BaseModel):
             connect_timeout=max(1, round(self.connect_timeout_s)),
             application_name=f"ioc-{role}",
         )
+
+
+WriteMethod = Literal["auto", "copy", "unnest"]
+
+
+class StorageSettings(BaseModel):
+    """How data is laid out, kept and written (`IOC_STORAGE__*`).
+
+    Intervals are ISO 8601 durations or seconds in the environment (`P1D`, `PT1H`, `86400`).
+    The layout settings (chunk interval, retention, compression, refresh window) are read by
+    `ioc db migrate` when it creates the tables and policies, and by the maintenance task.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_interval: timedelta = Field(
+        timedelta(days=1),
+        description="Hypertable chunk / partition width for events and measurements.",
+    )
+    raw_retention: timedelta = Field(
+        timedelta(days=90), description="Raw events and measurements older than this are dropped."
+    )
+    aggregate_retention: timedelta = Field(
+        timedelta(days=5 * 365),
+        description="measurements_1m / _1h rows older than this are dropped.",
+    )
+    compress_after: timedelta = Field(
+        timedelta(days=7), description="Flavour timescale: chunks older than this are compressed."
+    )
+    refresh_window: timedelta = Field(
+        timedelta(hours=3),
+        description="Flavour timescale: how far back the aggregate refresh policies look; "
+        "must exceed the late-event horizon.",
+    )
+    premake_partitions: int = Field(
+        3, ge=1, le=100, description="Flavour postgres: partitions created ahead of now."
+    )
+    past_partitions: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="Flavour postgres: partitions kept ready behind now (late data).",
+    )
+    batch_size: int = Field(5000, ge=1, le=1_000_000, description="Rows per sink flush.")
+    write_method: WriteMethod = Field(
+        "auto",
+        description="copy: binary COPY into a staging table; unnest: INSERT .. SELECT FROM "
+        "unnest(arrays). auto = copy on postgres, unnest on timescale (the WASM build's "
+        "COPY FROM STDIN is broken).",
+    )
+    retry_attempts: int = Field(
+        5, ge=1, le=100, description="Tries of one flush on transient errors before Backpressure."
+    )
+    retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles, capped.")
+    retry_backoff_cap_s: float = Field(5.0, gt=0)

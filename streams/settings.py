@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sinks.config import DatabaseSettings
+from sinks.config import DatabaseSettings, StorageSettings
 
 
 class KafkaSettings(BaseModel):
@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     log_format: str = Field("console", pattern=r"^(console|json)$")
     kafka: KafkaSettings = KafkaSettings()
     db: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
     dev: DevSettings = DevSettings()
     grafana: GrafanaSettings = GrafanaSettings()
 
