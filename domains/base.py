@@ -1,0 +1,124 @@
+"""What every domain event has in common: the base model, locations, and measurement specs.
+
+A domain module subclasses `DomainEvent` once per event type and sets `spec = EventSpec(...)`:
+its short name, version, FIWARE Smart Data Model (if one exists) and which numeric fields become
+rows of the measurements table, with their units. The province namespace and the topic names are
+not here: they are the registry's (see `domains.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+
+class GeoPoint(BaseModel):
+    """A GeoJSON Point, WGS84 (`coordinates` = [longitude, latitude]), as FIWARE's `location`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["Point"] = "Point"
+    coordinates: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _in_range(self) -> GeoPoint:
+        lon, lat = self.coordinates
+        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+            raise PydanticCustomError(
+                "bad_coordinates",
+                "coordinates [{lon}, {lat}] are not WGS84 [longitude, latitude]",
+                {"lon": lon, "lat": lat},
+            )
+        return self
+
+    @property
+    def lon(self) -> float:
+        return self.coordinates[0]
+
+    @property
+    def lat(self) -> float:
+        return self.coordinates[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """One numeric field of an event that becomes a row (metric, value, unit) of `measurements`."""
+
+    field: str
+    unit: str
+    metric: str = ""  # defaults to the field name
+
+    @property
+    def name(self) -> str:
+        return self.metric or self.field
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """Static facts about one event type; the type string is `<namespace>.<domain>.<name>.v<version>`."""
+
+    name: str
+    version: int = 1
+    fiware: str | None = None  # the FIWARE Smart Data Model this follows, if any
+    measures: tuple[Measure, ...] = ()
+    summary: str = ""
+    keywords: tuple[str, ...] = field(default=())
+
+
+class DomainEvent(BaseModel):
+    """Base of every event's `data`: an entity, where it is, and typed fields.
+
+    `entity_id` names the thing that reports (a station, a camera, a hospital); it is the Kafka key.
+    A location is a GeoJSON point (`location`) or a zone id (`zone_id`), at least one of them.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_max_length=4096,
+        json_schema_extra={"anyOf": [{"required": ["location"]}, {"required": ["zone_id"]}]},
+    )
+
+    spec: ClassVar[EventSpec]
+
+    entity_id: str = Field(
+        min_length=1, max_length=200, description="The reporting entity; the Kafka key."
+    )
+    location: GeoPoint | None = Field(None, description="GeoJSON Point, WGS84 [lon, lat].")
+    zone_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="A zone id from the city's zone file, when no coordinates are known.",
+    )
+
+    @model_validator(mode="after")
+    def _located(self) -> DomainEvent:
+        if self.location is None and self.zone_id is None:
+            raise PydanticCustomError("no_location", "an event needs `location` or `zone_id`")
+        return self
+
+    def measurements(self) -> list[tuple[str, float, str]]:
+        """(metric, value, unit) for every declared measure that is present."""
+        rows: list[tuple[str, float, str]] = []
+        for measure in self.spec.measures:
+            value = getattr(self, measure.field)
+            if value is not None:
+                rows.append((measure.name, float(value), measure.unit))
+        return rows
+
+    def as_data(self) -> dict[str, Any]:
+        """The validated data as JSON-able values (what the `events.data` column stores)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """One domain module's declaration: its name, a human title and its event models."""
+
+    name: str
+    title: str
+    events: tuple[type[DomainEvent], ...]
