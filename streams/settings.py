@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domains.config import DomainsSettings
 from sinks.config import DatabaseSettings, StorageSettings
 
 
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     dev: DevSettings = DevSettings()
     grafana: GrafanaSettings = GrafanaSettings()
+    domains: DomainsSettings = DomainsSettings()
 
 
 class SettingsError(Exception):
