@@ -6,7 +6,9 @@ transaction holding the batch's events and measurements:
 
     events        INSERT ... ON CONFLICT DO NOTHING on (time, id)
     measurements  INSERT ... ON CONFLICT DO NOTHING on (time, entity_id, metric)
-    latest_values upsert of each entity's newest value (the wall's "latest" view)
+
+(latest_values, the wall's newest value per entity, is refreshed by the maintenance task: an
+upsert per entity in every batch halved the throughput.)
 
 Two ways to get the rows to the server (`IOC_STORAGE__WRITE_METHOD`), benchmarked in bench/sink.py:
 
@@ -73,20 +75,11 @@ WITH ins AS (
 SELECT domain, count(*) FROM ins GROUP BY domain"""
 
 INSERT_MEASUREMENTS = """
-WITH src AS (SELECT * FROM {source}),
-ins AS (
+WITH ins AS (
   INSERT INTO measurements (time, domain, metric, entity_id, zone_id, value, unit)
-  SELECT time, domain, metric, entity_id, zone_id, value, unit FROM src
+  SELECT time, domain, metric, entity_id, zone_id, value, unit FROM {source}
   ON CONFLICT DO NOTHING
-  RETURNING domain),
-latest AS (
-  INSERT INTO latest_values AS l (entity_id, metric, domain, zone_id, time, value, unit)
-  SELECT DISTINCT ON (entity_id, metric) entity_id, metric, domain, zone_id, time, value, unit
-  FROM src ORDER BY entity_id, metric, time DESC
-  ON CONFLICT (entity_id, metric) DO UPDATE
-  SET domain = excluded.domain, zone_id = excluded.zone_id, time = excluded.time,
-      value = excluded.value, unit = excluded.unit
-  WHERE l.time < excluded.time)
+  RETURNING domain)
 SELECT domain, count(*) FROM ins GROUP BY domain"""
 
 UNNEST_EVENTS = (

@@ -147,7 +147,7 @@ CREATE TRIGGER measurements_invalidate_delete AFTER DELETE ON measurements
   REFERENCING OLD TABLE AS changed_rows
   FOR EACH STATEMENT EXECUTE FUNCTION ioc_log_measurement_invalidations();
 
--- Recompute exactly the buckets named in the log: each run of consecutive invalidated minutes is
+-- Recompute exactly the buckets named in the log (and latest_values from the earliest): each run of consecutive invalidated minutes is
 -- deleted and recomputed from raw rows in measurements_1m, and the hours holding them in
 -- measurements_1h. Serialised by an advisory lock; rows logged by transactions that commit while
 -- this runs stay in the log for the next refresh.
@@ -167,6 +167,10 @@ BEGIN
   IF minutes IS NULL THEN
     RETURN;
   END IF;
+  aggregate_name := 'latest_values';
+  buckets := cardinality(minutes);
+  rows_written := ioc_refresh_latest(minutes[1]);
+  RETURN NEXT;
   FOREACH target IN ARRAY ARRAY['measurements_1m', 'measurements_1h'] LOOP
     width := CASE target WHEN 'measurements_1m' THEN interval '1 minute' ELSE interval '1 hour' END;
     aggregate_name := target;
