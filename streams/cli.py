@@ -90,9 +90,11 @@ def flatten(data: dict[str, object], prefix: str = "IOC_") -> list[tuple[str, ob
 
 def register_commands() -> None:
     """Sub-command groups live beside what they drive; imported here, not at their import."""
+    from streams.db_commands import db_app
     from streams.dev.commands import demo_command, dev_app
 
     app.add_typer(dev_app, name="dev")
+    app.add_typer(db_app, name="db")
     app.command("demo")(demo_command)
 
 

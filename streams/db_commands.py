@@ -1,0 +1,91 @@
+"""`ioc db migrate | info | maintain`: the storage layer (sinks/) from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.table import Table
+
+from sinks.maintenance import maintain
+from sinks.migrate import MigrationError, database_info, migrate
+from streams.cli import console, fail, settings_from
+
+db_app = typer.Typer(help="Database schema, status and housekeeping.", no_args_is_help=True)
+
+
+def _connect(ctx: typer.Context) -> psycopg.Connection[tuple[object, ...]]:
+    settings = settings_from(ctx)
+    try:
+        return psycopg.connect(settings.db.conninfo("owner"), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise fail(
+            f"cannot connect to PostgreSQL at {settings.db.host}:{settings.db.port} as "
+            f"{settings.db.owner_user} ({str(exc).strip()}); start it with `ioc dev up`"
+        ) from None
+
+
+@db_app.command("migrate")
+def migrate_command(ctx: typer.Context) -> None:
+    """Apply pending migrations for IOC_DB__FLAVOUR, one transaction each."""
+    settings = settings_from(ctx)
+    with _connect(ctx) as conn:
+        try:
+            ran = migrate(conn, settings.db, settings.storage)
+        except MigrationError as exc:
+            raise fail(str(exc)) from None
+    if not ran:
+        console.print(f"flavour {settings.db.flavour}: up to date", highlight=False)
+    for migration in ran:
+        console.print(f"applied {migration.label}", highlight=False)
+
+
+@db_app.command("info")
+def info_command(ctx: typer.Context) -> None:
+    """Flavour, server and TimescaleDB versions, migrations, table sizes and time ranges."""
+    settings = settings_from(ctx)
+    with _connect(ctx) as conn:
+        info = database_info(conn, settings.db.flavour)
+    console.print(f"flavour: {info.flavour}", highlight=False)
+    console.print(f"server: {info.server_version}", highlight=False)
+    console.print(f"timescaledb: {info.timescaledb_version or 'not installed'}", highlight=False)
+    for row in info.applied:
+        console.print(
+            f"migration {row.version:04d}_{row.name} ({row.folder}) applied "
+            f"{row.applied_at:%Y-%m-%d %H:%M:%S%z} sha256 {row.checksum[:12]}",
+            highlight=False,
+        )
+    for migration in info.pending:
+        console.print(f"migration {migration.label} PENDING (run `ioc db migrate`)")
+    table = Table("table", "kind", "rows", "size", "oldest", "newest")
+    for t in info.tables:
+        table.add_row(
+            t.name,
+            t.kind,
+            "?" if t.rows is None else f"{t.rows:,}",
+            f"{t.bytes / 1024**2:,.1f} MB",
+            f"{t.oldest:%Y-%m-%d %H:%M:%S%z}" if t.oldest else "-",
+            f"{t.newest:%Y-%m-%d %H:%M:%S%z}" if t.newest else "-",
+        )
+    console.print(table)
+
+
+@db_app.command("maintain")
+def maintain_command(
+    ctx: typer.Context,
+    run_jobs: Annotated[
+        bool,
+        typer.Option(help="Flavour timescale: run the policy jobs now (CALL run_job)."),
+    ] = False,
+) -> None:
+    """One housekeeping pass: partitions, aggregate refresh, retention."""
+    settings = settings_from(ctx)
+    with _connect(ctx) as conn:
+        report = maintain(conn, settings.db.flavour, settings.storage, run_jobs=run_jobs)
+    console.print(f"partitions created: {report.partitions_created}", highlight=False)
+    console.print(f"partitions dropped: {report.partitions_dropped}", highlight=False)
+    console.print(f"refreshed (buckets, rows): {report.refreshed}", highlight=False)
+    console.print(f"rows deleted: {report.rows_deleted}", highlight=False)
+    if report.jobs_run:
+        console.print(f"jobs run: {', '.join(report.jobs_run)}", highlight=False)
