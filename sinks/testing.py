@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -27,7 +28,7 @@ PGLITE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "local" / "pglite"
 PGLITE_INSTALL = f"cd {PGLITE_DIR} && npm ci --legacy-peer-deps"
 
 
-class TestDatabaseProblem(Exception):
+class DatabaseUnavailable(Exception):
     """A test database cannot be made; the message says what to run."""
 
 
@@ -46,7 +47,9 @@ def scratch_database(
         )
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
-                sql.Identifier(name), sql.Identifier(db.ingest_user), sql.Identifier(db.grafana_user)
+                sql.Identifier(name),
+                sql.Identifier(db.ingest_user),
+                sql.Identifier(db.grafana_user),
             )
         )
     try:
@@ -87,12 +90,19 @@ class PGliteServer:
             connect_timeout=10,
         )
 
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[tuple[Any, ...]]:
+        """A connection with prepared statements off: every connection shares one session,
+        so psycopg's automatic statement names (_pg3_0 ...) would collide."""
+        return psycopg.connect(self.conninfo(), autocommit=autocommit, prepare_threshold=None)
+
     def start(self, timeout: float = 90.0) -> PGliteServer:
         node = shutil.which("node")
         if not node:
-            raise TestDatabaseProblem("node is not on PATH; install Node.js 20")
+            raise DatabaseUnavailable("node is not on PATH; install Node.js 20")
         if not (PGLITE_DIR / "node_modules" / "@electric-sql" / "pglite-socket").is_dir():
-            raise TestDatabaseProblem(f"the PGlite packages are not installed; run: {PGLITE_INSTALL}")
+            raise DatabaseUnavailable(
+                f"the PGlite packages are not installed; run: {PGLITE_INSTALL}"
+            )
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
@@ -107,7 +117,7 @@ class PGliteServer:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise TestDatabaseProblem(
+                raise DatabaseUnavailable(
                     f"the PGlite server exited with code {self.proc.returncode} while starting"
                 )
             try:
@@ -118,7 +128,7 @@ class PGliteServer:
                 last = exc
                 time.sleep(0.3)
         self.stop()
-        raise TestDatabaseProblem(f"the PGlite server did not answer within {timeout:.0f}s: {last}")
+        raise DatabaseUnavailable(f"the PGlite server did not answer within {timeout:.0f}s: {last}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -139,10 +149,10 @@ class PGliteServer:
         self.stop()
 
 
-def create_roles(conninfo: str, db: DatabaseSettings) -> None:
+def create_roles(conn: psycopg.Connection[Any], db: DatabaseSettings) -> None:
     """The three platform roles, without login (for the PGlite instance, where the session user
     is always `postgres`; grants are still made and checked)."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with conn:
         for user in (db.owner_user, db.ingest_user, db.grafana_user):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
             if not exists:

