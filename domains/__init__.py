@@ -9,8 +9,12 @@ The API the pipeline uses (stable; everything else is internal):
                       max_future=timedelta(seconds=settings.domains.max_future_s))
     result = decoder.decode(record.value, record.headers, now=datetime.now(UTC))
 
-`decode` never raises. It returns a `Rejection(reason, message, event_id, type)` (reason codes in
-`REASONS`: the DLQ's `ioc_reason`) or an `Event` with:
+or, with the defaults (namespace vn.daklak, prefix city), in one call:
+
+    result = decode(value, headers, now=now, max_bytes=65536, max_future=timedelta(minutes=5))
+
+Decoding never raises. It returns a `Rejection(reason, message, event_id, type, error_class)`
+(reason codes in `REASONS`: the DLQ's `ioc_reason`) or an `Event` with:
 
     id, source, type, subject       CloudEvents attributes (str; subject may be None)
     time                            event time, tz-aware datetime
@@ -37,9 +41,10 @@ from domains.envelope import (
     Event,
     Rejection,
     binary_message,
+    decode,
     structured_message,
 )
-from domains.registry import DOMAINS, EventType, Registry
+from domains.registry import DOMAINS, EventType, Registry, default_registry
 
 __all__ = [
     "DOMAINS",
@@ -55,5 +60,7 @@ __all__ = [
     "Registry",
     "Rejection",
     "binary_message",
+    "decode",
+    "default_registry",
     "structured_message",
 ]

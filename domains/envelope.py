@@ -22,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from domains.base import DomainEvent
-from domains.registry import Registry
+from domains.registry import Registry, default_registry
 
 SPECVERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -102,6 +102,7 @@ class Rejection:
     message: str
     event_id: str | None = None
     type: str | None = None
+    error_class: str = "envelope"  # the check that refused it (DLQ header ioc_error_class)
 
 
 class Decoder:
@@ -114,7 +115,7 @@ class Decoder:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_future: timedelta = DEFAULT_MAX_FUTURE,
     ) -> None:
-        self.registry = registry or Registry()
+        self.registry = registry or default_registry()
         self.max_bytes = max_bytes
         self.max_future = max_future
 
@@ -125,7 +126,8 @@ class Decoder:
         try:
             return self._decode(value, headers, now)
         except Exception as exc:  # a bug must not stop a stream: labelled, never silent
-            return Rejection("decoder_error", f"{exc.__class__.__name__}: {exc}")
+            name = exc.__class__.__name__
+            return Rejection("decoder_error", f"{name}: {exc}", error_class=name)
 
     def _decode(
         self, value: bytes | None, headers: Sequence[tuple[str, bytes]], now: datetime
@@ -158,7 +160,7 @@ class Decoder:
             try:
                 doc = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                return Rejection("bad_json", f"not JSON: {exc}")
+                return Rejection("bad_json", f"not JSON: {exc}", error_class="JSONDecodeError")
             if not isinstance(doc, dict):
                 return Rejection(
                     "bad_json", f"a CloudEvent is a JSON object, got {type(doc).__name__}"
@@ -233,11 +235,27 @@ class Decoder:
                 payload = model.model_validate_json(value)
         except ValidationError as exc:
             reason, message = classify(exc)
-            return Rejection(reason, message, event_id, type_string)
+            return Rejection(reason, message, event_id, type_string, "ValidationError")
         return Event(
             event_id, attrs["source"], type_string, time, event_type.domain, payload,
             subject, structured,
         )  # fmt: skip
+
+
+def decode(
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]] = (),
+    *,
+    now: datetime,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+    registry: Registry | None = None,
+) -> Event | Rejection:
+    """`Decoder(registry, max_bytes=..., max_future=...).decode(value, headers, now=now)`;
+    the default registry when none is given. Never raises."""
+    return Decoder(registry, max_bytes=max_bytes, max_future=max_future).decode(
+        value, headers, now=now
+    )
 
 
 def classify(exc: ValidationError) -> tuple[str, str]:
@@ -320,7 +338,7 @@ def structured_document(
     id: str,
     source: str,
     type: str,
-    time: datetime,
+    time: datetime | str,
     data: dict[str, Any],
     subject: str | None = None,
 ) -> dict[str, Any]:
@@ -329,7 +347,7 @@ def structured_document(
         "id": id,
         "source": source,
         "type": type,
-        "time": time.isoformat(),
+        "time": time if isinstance(time, str) else time.isoformat(),
         "datacontenttype": DATA_CONTENT_TYPE,
     }
     if subject is not None:

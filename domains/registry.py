@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 from domains import (
     agriculture,
@@ -106,3 +107,13 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._types)
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry with the default namespace (vn.daklak) and topic prefix (city).
+
+    A deployment with other settings builds `Registry(settings.domains.namespace,
+    settings.kafka.topic_prefix)` instead.
+    """
+    return Registry()

@@ -90,12 +90,16 @@ def flatten(data: dict[str, object], prefix: str = "IOC_") -> list[tuple[str, ob
 
 def register_commands() -> None:
     """Sub-command groups live beside what they drive; imported here, not at their import."""
+    from streams.contracts import schemas_app
     from streams.db_commands import db_app
     from streams.dev.commands import demo_command, dev_app
+    from streams.simulator.commands import simulate_command
 
     app.add_typer(dev_app, name="dev")
     app.add_typer(db_app, name="db")
     app.command("demo")(demo_command)
+    app.add_typer(schemas_app, name="schemas")
+    app.command("simulate")(simulate_command)
 
 
 register_commands()

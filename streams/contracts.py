@@ -1,0 +1,41 @@
+"""`ioc schemas export DIR`: the event contracts as files, for integrators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from domains.registry import Registry
+from domains.schemas import export
+from streams.cli import console, fail, settings_from
+
+schemas_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI.", no_args_is_help=True)
+
+
+@schemas_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Where to write (created if missing).")],
+) -> None:
+    """Write a JSON Schema per event type, the envelope's schema and an AsyncAPI 3.0 document."""
+    settings = settings_from(ctx)
+    registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, document in export(registry).items():
+            path = directory / name
+            if name.endswith(".yaml"):
+                path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+            else:
+                path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise fail(f"cannot write to {directory}: {exc.strerror or exc}") from None
+    console.print(
+        f"wrote {len(registry)} event schemas, cloudevent.schema.json and asyncapi.yaml "
+        f"to {directory}",
+        highlight=False,
+    )

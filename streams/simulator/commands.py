@@ -1,0 +1,178 @@
+"""`ioc simulate`: publish the eight domains' events to Kafka, with scenarios and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domains.registry import Registry
+from geo.zones import ZoneFileError, ZoneIndex
+from streams.cli import console, fail, settings_from
+from streams.kafka_io import create_topics
+from streams.simulator.config import FAULTS, SCENARIOS, SimulatorConfig
+from streams.simulator.generate import Simulation
+from streams.simulator.produce import ProduceReport, produce
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """'10m' -> 600.0; units ms, s, m, h (seconds if none)."""
+    match = DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"duration {text!r}: expected a number with ms, s, m or h (e.g. 10m)")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_faults(every: float, overrides: list[str]) -> dict[str, float]:
+    rates = dict.fromkeys(FAULTS, every) if every else {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or name.strip() not in FAULTS:
+            raise ValueError(
+                f"--fault {item!r}: expected KIND=RATE with KIND one of {', '.join(FAULTS)}"
+            )
+        try:
+            rates[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--fault {item!r}: {value!r} is not a number") from None
+    return rates
+
+
+def simulate_command(
+    ctx: typer.Context,
+    rate: Annotated[
+        float, typer.Option(help="Events per second (the pace, and the spacing of event times).")
+    ] = 2000.0,
+    duration: Annotated[
+        str | None,
+        typer.Option(help="How long to run, e.g. 30s, 10m, 1h (default 1m unless --count)."),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(help="Send exactly this many messages instead of --duration.")
+    ] = None,
+    domains: Annotated[
+        str | None, typer.Option(help="Comma-separated domains (default: all eight).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Same seed and start time -> the same messages.")] = 0,
+    scenario: Annotated[str | None, typer.Option(help=f"One of: {', '.join(SCENARIOS)}.")] = None,
+    scenario_zone: Annotated[
+        str | None, typer.Option(help="Zone id where the scenario happens.")
+    ] = None,
+    faults: Annotated[float, typer.Option(help="Rate of EACH fault kind (e.g. 0.002).")] = 0.0,
+    fault: Annotated[
+        list[str] | None, typer.Option(help=f"KIND=RATE, repeatable; kinds: {', '.join(FAULTS)}.")
+    ] = None,
+    structured: Annotated[float, typer.Option(help="Share of messages in structured mode.")] = 0.1,
+    fast: Annotated[
+        bool, typer.Option(help="Send as fast as possible; event times are a backfill ending now.")
+    ] = False,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Event time of the first event (ISO 8601 with offset; default now).",
+            formats=["%Y-%m-%dT%H:%M:%S%z"],
+        ),
+    ] = None,
+    zones: Annotated[
+        Path | None, typer.Option(help="Zone GeoJSON (default: the Dak Lak reference zones).")
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Write the manifest (what was sent, expected outcomes) here."),
+    ] = None,
+) -> None:
+    """Publish realistic events of the eight domains to Kafka (key = entity id).
+
+    Day/night cycles, rush hours, the rainy season, the coffee festival; optional scenarios
+    (flood, festival-crowd, air-pollution, sensor-silence, hospital-surge) and injected faults
+    (malformed JSON, wrong types, unknown types, duplicates, late events, bad coordinates,
+    oversized payloads), all recorded in the manifest.
+    """
+    settings = settings_from(ctx)
+    try:
+        total = count if count is not None else round(parse_duration(duration or "1m") * rate)
+        if count is not None and duration is not None:
+            raise ValueError("give --duration or --count, not both")
+        now = datetime.now(UTC)
+        first = start or (now - timedelta(seconds=total / rate) if fast else now)
+        config = SimulatorConfig(
+            count=total,
+            rate=rate,
+            seed=seed,
+            start=first,
+            domains=tuple(d.strip() for d in domains.split(",") if d.strip()) if domains else (),
+            scenario=scenario,  # type: ignore[arg-type]
+            scenario_zone=scenario_zone,
+            faults=parse_faults(faults, fault or []),
+            structured_share=structured,
+            namespace=settings.domains.namespace,
+            topic_prefix=settings.kafka.topic_prefix,
+            max_event_bytes=settings.domains.max_event_bytes,
+        )
+        registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
+        simulation = Simulation(config, registry, ZoneIndex.from_file(zones))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise fail(f"--{'-'.join(str(p) for p in err['loc'])}: {err['msg']}", 2) from None
+    except (ValueError, ZoneFileError) as exc:
+        raise fail(str(exc), 2) from None
+
+    report = asyncio.run(run(simulation, settings.kafka.bootstrap, settings.kafka.partitions, settings.kafka.replication_factor, None if fast else rate))  # fmt: skip
+    if manifest:
+        manifest.write_bytes(simulation.manifest.to_json())
+    table = Table(
+        title=f"sent {report.sent:,} messages in {report.seconds:.1f}s: {report.rate:,.0f}/s"
+    )
+    for column in ("domain", "topic", "sent", "stored", "duplicate", "dlq"):
+        table.add_column(column, justify="right" if column not in ("domain", "topic") else "left")
+    for domain, counts in simulation.manifest.expected().items():
+        dlq = sum(v for k, v in counts.items() if k.startswith("dlq:"))
+        table.add_row(
+            domain, registry.topic(domain), f"{simulation.manifest.sent[domain]:,}",
+            f"{counts.get('stored', 0):,}", f"{counts.get('duplicate', 0):,}", f"{dlq:,}",
+        )  # fmt: skip
+    console.print(table)
+    if manifest:
+        console.print(f"manifest: {manifest}", highlight=False)
+
+
+async def run(
+    simulation: Simulation, bootstrap: str, partitions: int, replication: int, rate: float | None
+) -> ProduceReport:
+
+    topics = {simulation.registry.topic(t.domain): partitions for t in simulation.types}
+    try:
+        await create_topics(bootstrap, topics, replication)
+    except Exception as exc:  # any failure here means the broker is not reachable
+        raise fail(
+            f"cannot reach Kafka at {bootstrap} ({exc.__class__.__name__}: {exc}); "
+            "start it with `ioc dev up`"
+        ) from exc
+    columns = (
+        TextColumn("[bold]simulate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("simulate", total=simulation.config.count, rate="")
+        started = time.monotonic()
+
+        def update(sent: int) -> None:
+            elapsed = time.monotonic() - started
+            live = f"{sent / elapsed:,.0f} ev/s" if elapsed > 0 else ""
+            progress.update(task, completed=sent, rate=live)
+
+        return await produce(simulation.messages(), bootstrap, rate=rate, progress=update)

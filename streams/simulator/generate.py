@@ -1,0 +1,475 @@
+"""The simulator's pure part: a seeded world of entities in zones, and the message stream.
+
+`Simulation(config, registry, zones).messages()` yields `Message`s (topic, key, value, headers)
+ready for Kafka, each with the outcome the decoder and the pipeline should reach: `stored`,
+`duplicate` (an id already sent), or `dlq` with the decoder's reason code. The `Manifest` adds
+them up per domain and lists every injected fault, so a test can account for every message.
+No I/O here: `streams.simulator.produce` sends the messages.
+
+Determinism: everything comes from one `random.Random(seed)` and the nominal clock
+(`start + seq / rate`), so a seed and a start time give the same messages byte for byte.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from domains import agriculture, environment, health, security, tourism
+from domains import transport as tr
+from domains.base import DomainEvent
+from domains.envelope import DATA_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, structured_document
+from domains.registry import EventType, Registry
+from geo.zones import ZoneIndex
+from streams.simulator.config import FAULT_REASONS, SimulatorConfig
+from streams.simulator.profiles import PROFILES, Entity, Moment, Profile, initial_state
+
+# Where each scenario happens in the Dak Lak reference zones (None: everywhere). Another city's
+# zone file: pass --scenario-zone, or the first ward (or zone) is used and the manifest says so.
+SCENARIO_ZONES: dict[str, str | None] = {
+    "flood": "bmt-ea-tam",
+    "festival-crowd": "bmt-thang-loi",
+    "air-pollution": "bmt-tan-lap",
+    "sensor-silence": "bmt-tan-loi",
+    "hospital-surge": None,
+}
+# Entities added to the scenario's zone so that its signals exist there: (model, how many).
+SCENARIO_ENTITIES: dict[str, tuple[tuple[type[DomainEvent], int], ...]] = {
+    "flood": (
+        (environment.WaterLevelObserved, 2),
+        (environment.WeatherObserved, 2),
+        (tr.TrafficFlowObserved, 6),
+        (security.CameraEvent, 3),
+    ),
+    "festival-crowd": (
+        (tourism.VisitorCount, 2),
+        (security.CameraEvent, 6),
+        (tr.TrafficFlowObserved, 4),
+        (tr.ParkingOccupancy, 3),
+    ),
+    "air-pollution": ((environment.AirQualityObserved, 3), (environment.AirQualityObservedV2, 1)),
+    "sensor-silence": (
+        (environment.AirQualityObserved, 2),
+        (environment.WeatherObserved, 2),
+        (agriculture.SoilMoistureObserved, 3),
+    ),
+    "hospital-surge": (),
+}
+# How much more often event types report while a scenario runs at full strength.
+SCENARIO_BOOST: dict[str, dict[type[DomainEvent], float]] = {
+    "flood": {
+        environment.WaterLevelObserved: 3,
+        environment.WeatherObserved: 2,
+        security.EmergencyCall: 3,
+    },
+    "festival-crowd": {tourism.VisitorCount: 4, security.CameraEvent: 2, tourism.HotelOccupancy: 2},
+    "air-pollution": {environment.AirQualityObserved: 2, environment.AirQualityObservedV2: 2},
+    "sensor-silence": {},
+    "hospital-surge": {
+        health.AmbulanceDispatch: 4,
+        health.HospitalBedOccupancy: 3,
+        health.DiseaseCaseReport: 3,
+    },
+}
+SCENARIO_WINDOW = (0.1, 0.7)  # the scenario runs over this share of the run
+DUPLICATE_POOL = 1000
+
+
+@dataclass(slots=True)
+class Message:
+    seq: int
+    domain: str
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    id: str  # the event id (a duplicate has its original's)
+    fault: str | None = None
+    outcome: str = "stored"  # stored | duplicate | dlq
+    reason: str | None = None  # the decoder's reason code when outcome == "dlq"
+    lag_s: float = 0.0  # late events: seconds before their nominal time
+
+
+@dataclass
+class Manifest:
+    """What a run sent and what should become of each message (JSON with `to_json`)."""
+
+    run: dict[str, Any]
+    sent: Counter[str] = field(default_factory=Counter)
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, message: Message) -> None:
+        domain = message.domain
+        self.sent[domain] += 1
+        counts = self.outcomes.get(domain)
+        if counts is None:
+            counts = self.outcomes[domain] = Counter()
+        if message.fault is None:
+            counts["stored"] += 1
+            return
+        label = message.outcome if message.outcome != "dlq" else f"dlq:{message.reason}"
+        counts[label] += 1
+        if message.fault:
+            entry: dict[str, Any] = {
+                "seq": message.seq,
+                "domain": message.domain,
+                "fault": message.fault,
+                "id": message.id,
+                "outcome": message.outcome,
+                "reason": message.reason,
+            }
+            if message.fault == "late":
+                entry["lag_s"] = round(message.lag_s, 3)
+            self.faults.append(entry)
+
+    def expected(self, late_horizon_s: float | None = None) -> dict[str, dict[str, int]]:
+        """Per domain: stored, duplicate and dlq:<reason> counts. With a late horizon, late
+        events whose lag exceeds it move from `stored` to `dlq:too_late`."""
+        result = {domain: dict(counts) for domain, counts in self.outcomes.items()}
+        if late_horizon_s is not None:
+            for fault in self.faults:
+                if fault["fault"] == "late" and fault["lag_s"] > late_horizon_s:
+                    counts = result[fault["domain"]]
+                    counts["stored"] -= 1
+                    counts["dlq:too_late"] = counts.get("dlq:too_late", 0) + 1
+        return {d: {k: v for k, v in c.items() if v} for d, c in sorted(result.items())}
+
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "run": self.run,
+                "sent": dict(sorted(self.sent.items())),
+                "total": self.total(),
+                "expected": self.expected(),
+                "faults_injected": dict(Counter(f["fault"] for f in self.faults)),
+                "faults": self.faults,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Manifest:
+        doc = orjson.loads(raw)
+        return cls(
+            run=doc["run"],
+            sent=Counter(doc["sent"]),
+            outcomes={d: Counter(c) for d, c in doc["expected"].items()},
+            faults=doc["faults"],
+        )
+
+
+class Simulation:
+    def __init__(self, config: SimulatorConfig, registry: Registry, zones: ZoneIndex) -> None:
+        self.config = config
+        self.registry = registry
+        self.rng = random.Random(config.seed)
+        self.fault_rates = config.fault_rates()
+        domains = config.domains or tuple(registry.domains())
+        unknown = set(domains) - set(registry.domains())
+        if unknown:
+            raise ValueError(f"unknown domain(s) {sorted(unknown)}; known: {registry.domains()}")
+        self.types: list[EventType] = [
+            t for t in registry if t.domain in domains and t.model in PROFILES
+        ]
+        if not self.types:
+            raise ValueError("no event types to simulate")
+        self.zones = zones
+        self.scenario = config.scenario
+        self.scenario_zone, zone_note = self._scenario_zone()
+        self.entities: dict[type[DomainEvent], list[Entity]] = {}
+        for event_type in self.types:
+            self.entities[event_type.model] = self._place(event_type.model)
+        first, last = SCENARIO_WINDOW
+        self.window = (int(config.count * first), int(config.count * last))
+        self.silenced: set[str] = set()
+        if self.scenario == "sensor-silence":
+            self.silenced = {
+                e.id for ents in self.entities.values() for e in ents if e.scenario
+            } or {self.entities[self.types[0].model][0].id}
+        self.manifest = Manifest(run=self._describe(zone_note))
+
+    # -- the world -------------------------------------------------------------------------------
+    def _scenario_zone(self) -> tuple[str | None, str | None]:
+        if self.scenario is None:
+            return None, None
+        wanted = self.config.scenario_zone or SCENARIO_ZONES[self.scenario]
+        if wanted is None:
+            return None, "everywhere"
+        try:
+            self.zones.zone(wanted)
+            return wanted, None
+        except KeyError:
+            if self.config.scenario_zone:
+                raise ValueError(f"zone {wanted!r} is not in the zone file") from None
+        wards = [z for z in self.zones.zones if z.kind == "ward"] or self.zones.zones
+        return wards[0].id, f"{wanted!r} is not in the zone file; used {wards[0].id!r}"
+
+    def _zones_for(self, profile: Profile) -> list[str]:
+        chosen = [z.id for z in self.zones.zones if z.kind in profile.zone_kinds]
+        return chosen or [z.id for z in self.zones.zones]
+
+    def _place(self, model: type[DomainEvent]) -> list[Entity]:
+        profile = PROFILES[model]
+        r = self.rng
+        zone_ids = self._zones_for(profile)
+        placed = [(n, zone_ids[r.randrange(len(zone_ids))]) for n in range(profile.count)]
+        if self.scenario and self.scenario_zone:
+            extra = dict(SCENARIO_ENTITIES[self.scenario]).get(model, 0)
+            placed += [(profile.count + k, self.scenario_zone) for k in range(extra)]
+        entities = []
+        for n, zone_id in placed:
+            entity_id = f"{profile.prefix}-{zone_id}-{n:03d}"
+            lon, lat = self.zones.random_point(zone_id, r)
+            base: dict[str, Any] = {"entity_id": entity_id}
+            if profile.zone_only:
+                base["zone_id"] = zone_id
+            else:
+                base["location"] = {"type": "Point", "coordinates": [lon, lat]}
+            in_scenario = self.scenario is not None and (
+                self.scenario_zone is None or zone_id == self.scenario_zone
+            )
+            entities.append(
+                Entity(
+                    entity_id,
+                    model,
+                    zone_id,
+                    lon,
+                    lat,
+                    profile.attrs(n, r),
+                    base,
+                    initial_state(model, r),
+                    in_scenario,
+                )
+            )
+        return entities
+
+    def _describe(self, zone_note: str | None) -> dict[str, Any]:
+        c = self.config
+        run: dict[str, Any] = {
+            "seed": c.seed,
+            "count": c.count,
+            "rate": c.rate,
+            "start": c.start.isoformat(),
+            "end": c.end().isoformat(),
+            "namespace": c.namespace,
+            "topics": {t.domain: self.registry.topic(t.domain) for t in self.types},
+            "types": [t.type for t in self.types],
+            "entities": sum(len(e) for e in self.entities.values()),
+            "structured_share": c.structured_share,
+            "fault_rates": self.fault_rates,
+            "fault_reasons": FAULT_REASONS,
+            "max_late_s": c.max_late_s,
+            "max_event_bytes": c.max_event_bytes,
+            "scenario": None,
+        }
+        if self.scenario:
+            start, end = self.window
+            run["scenario"] = {
+                "name": self.scenario,
+                "zone_id": self.scenario_zone,
+                "note": zone_note,
+                "from": _iso(c.time_of(start)),
+                "to": _iso(c.time_of(end)),
+                "silenced_entities": sorted(self.silenced),
+            }
+        return run
+
+    # -- the clock -------------------------------------------------------------------------------
+    def _moment(self, seq: int, t: float) -> Moment:
+        local = datetime.fromtimestamp(t + self.config.utc_offset_h * 3600, UTC)
+        doy = local.timetuple().tm_yday
+        rainy = math.sin((doy - 120) / 184 * math.pi) if 120 <= doy <= 304 else 0.0
+        festival = 0.6 if local.month == 3 and 8 <= local.day <= 14 and local.year % 2 else 0.0
+        intensity = 0.0
+        start, end = self.window
+        if self.scenario and start <= seq < end:
+            ramp = max(1, (end - start) * 3 // 10)
+            intensity = min(1.0, (seq - start + 1) / ramp)
+        return Moment(
+            local.hour + local.minute / 60,
+            local.weekday(),
+            local.month,
+            rainy,
+            festival,
+            self.scenario,
+            intensity,
+        )
+
+    def _weights(self, moment: Moment) -> list[float]:
+        boost = SCENARIO_BOOST.get(self.scenario or "", {})
+        cumulative, total = [], 0.0
+        for event_type in self.types:
+            profile = PROFILES[event_type.model]
+            factor = 1 + (boost.get(event_type.model, 1) - 1) * moment.intensity
+            total += profile.weight * max(profile.weight_by(moment), 0.001) * factor
+            cumulative.append(total)
+        return cumulative
+
+    # -- the stream ------------------------------------------------------------------------------
+    def messages(self) -> Iterator[Message]:
+        c, r = self.config, self.rng
+        types = self.types
+        topics = [self.registry.topic(t.domain) for t in types]
+        sources = [f"/sim/{t.domain}/{PROFILES[t.model].prefix}" for t in types]
+        source_headers = [("ce_source", source.encode()) for source in sources]
+        type_headers = [("ce_type", t.type.encode()) for t in types]
+        entities = [self.entities[t.model] for t in types]
+        readings = [PROFILES[t.model].reading for t in types]
+        fault_names = [name for name, rate in self.fault_rates.items() if rate > 0]
+        fault_cum, acc = [], 0.0
+        for name in fault_names:
+            acc += self.fault_rates[name]
+            fault_cum.append(acc)
+        fault_total = acc
+        pool: deque[Message] = deque(maxlen=DUPLICATE_POOL)
+        silence_from, silence_to = self.window
+        second = -1
+        prefix = ""
+        start_ts, step = c.start_ts, 1.0 / c.rate
+        moment = Moment()
+        cumulative: list[float] = []
+        for seq in range(c.count):
+            t = start_ts + seq * step
+            if int(t) != second or seq in (silence_from, silence_to):
+                second = int(t)
+                prefix = _iso(second)[:-9]  # "YYYY-MM-DDTHH:MM:SS."
+                moment = self._moment(seq, t)
+                cumulative = self._weights(moment)
+            fault = None
+            if fault_total and r.random() < fault_total:
+                fault = fault_names[bisect.bisect(fault_cum, r.random() * fault_total)]
+                if fault == "duplicate":
+                    if pool:
+                        original = pool[r.randrange(len(pool))]
+                        message = Message(
+                            seq,
+                            original.domain,
+                            original.topic,
+                            original.key,
+                            original.value,
+                            original.headers,
+                            original.id,
+                            "duplicate",
+                            "duplicate",
+                        )
+                        self.manifest.add(message)
+                        yield message
+                        continue
+                    fault = None  # nothing sent yet to duplicate: a clean event instead
+            k = min(bisect.bisect(cumulative, r.random() * cumulative[-1]), len(types) - 1)
+            ents = entities[k]
+            entity = ents[r.randrange(len(ents))]
+            if self.silenced and silence_from <= seq < silence_to:
+                for _ in range(20):
+                    if entity.id not in self.silenced:
+                        break
+                    k = r.randrange(len(types))
+                    ents = entities[k]
+                    entity = ents[r.randrange(len(ents))]
+                else:
+                    k, entity = self._any_unsilenced(entities)
+            event_type = types[k]
+            data = readings[k](entity, moment, r)
+            event_id = _uuid4(r.getrandbits(128))
+            type_string = event_type.type
+            structured = r.random() < c.structured_share
+            lag = 0.0
+            reason = None
+            if fault is not None:
+                reason = FAULT_REASONS[fault]
+                if fault == "late":
+                    lag = r.uniform(1.0, c.max_late_s)
+                elif fault == "unknown_type":
+                    type_string = type_string.rpartition(".v")[0] + ".v99"
+                else:
+                    data = self._damage(fault, data, event_type.model)
+            time = _iso(t - lag) if lag else f"{prefix}{int((t - second) * 1000):03d}+00:00"
+            if structured:
+                value = orjson.dumps(
+                    structured_document(event_id, sources[k], type_string, time, data)
+                )
+                headers = [("content-type", STRUCTURED_BYTES)]
+            else:
+                value = orjson.dumps(data)
+                headers = [
+                    SPECVERSION_HEADER,
+                    ("ce_id", event_id.encode()),
+                    source_headers[k],
+                    type_headers[k]
+                    if type_string is event_type.type
+                    else ("ce_type", type_string.encode()),
+                    ("ce_time", time.encode()),
+                    CONTENT_TYPE_HEADER,
+                ]
+            if fault == "malformed_json":
+                value = value[: len(value) // 2]
+            message = Message(
+                seq,
+                event_type.domain,
+                topics[k],
+                entity.id.encode(),
+                value,
+                headers,
+                event_id,
+                fault,
+                "dlq" if reason else "stored",
+                reason,
+                lag,
+            )
+            if fault is None:
+                pool.append(message)
+            self.manifest.add(message)
+            yield message
+
+    def _any_unsilenced(self, entities: list[list[Entity]]) -> tuple[int, Entity]:
+        for k, ents in enumerate(entities):
+            for entity in ents:
+                if entity.id not in self.silenced:
+                    return k, entity
+        raise ValueError("every simulated entity is silenced: nothing left to send")
+
+    def _damage(self, fault: str, data: dict[str, Any], model: type[DomainEvent]) -> dict[str, Any]:
+        data = dict(data)
+        measure = next((m.field for m in model.spec.measures if m.field in data), "entity_id")
+        if fault == "wrong_type":
+            data[measure] = "n/a"
+        elif fault == "out_of_range":
+            data[measure] = -1e9
+        elif fault == "missing_field":
+            del data["entity_id"]
+        elif fault == "bad_coordinates":
+            lon, lat = (data.get("location") or {}).get("coordinates", (108.0, 12.7))
+            bad = [lon + 360.0, lat] if self.rng.random() < 0.5 else [lon, 95.0]
+            data["location"] = {"type": "Point", "coordinates": bad}
+        elif fault == "oversized":
+            data["notes"] = "x" * self.config.max_event_bytes
+        elif fault == "malformed_json":
+            pass  # the encoded value is cut in half after encoding
+        return data
+
+
+STRUCTURED_BYTES = STRUCTURED_CONTENT_TYPE.encode()
+SPECVERSION_HEADER = ("ce_specversion", b"1.0")
+CONTENT_TYPE_HEADER = ("content-type", DATA_CONTENT_TYPE.encode())
+
+
+def _uuid4(bits: int) -> str:
+    """A version-4 UUID string from 128 random bits (uuid.UUID is slow in a hot loop)."""
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[bits & 3]}{h[17:20]}-{h[20:]}"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
