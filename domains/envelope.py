@@ -176,7 +176,7 @@ class Decoder:
         for name in REQUIRED:
             got = attrs.get(name)
             if got is None or got == "":
-                where = "attribute" if structured else "header ce_"
+                where = "attribute " if structured else "header ce_"
                 return Rejection("missing_field", f"missing {where}{name}", _text(attrs, "id"))
             if not isinstance(got, str):
                 return Rejection(

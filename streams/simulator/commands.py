@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,35 +17,15 @@ from domains.registry import Registry
 from geo.zones import ZoneFileError, ZoneIndex
 from streams.cli import console, fail, settings_from
 from streams.kafka_io import create_topics
-from streams.simulator.config import FAULTS, SCENARIOS, SimulatorConfig
+from streams.simulator.config import (
+    FAULTS,
+    SCENARIOS,
+    SimulatorConfig,
+    parse_duration,
+    parse_faults,
+)
 from streams.simulator.generate import Simulation
 from streams.simulator.produce import ProduceReport, produce
-
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """'10m' -> 600.0; units ms, s, m, h (seconds if none)."""
-    match = DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"duration {text!r}: expected a number with ms, s, m or h (e.g. 10m)")
-    return float(match.group(1)) * UNITS[match.group(2)]
-
-
-def parse_faults(every: float, overrides: list[str]) -> dict[str, float]:
-    rates = dict.fromkeys(FAULTS, every) if every else {}
-    for item in overrides:
-        name, sep, value = item.partition("=")
-        if not sep or name.strip() not in FAULTS:
-            raise ValueError(
-                f"--fault {item!r}: expected KIND=RATE with KIND one of {', '.join(FAULTS)}"
-            )
-        try:
-            rates[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"--fault {item!r}: {value!r} is not a number") from None
-    return rates
 
 
 def simulate_command(
