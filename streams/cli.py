@@ -93,6 +93,7 @@ def register_commands() -> None:
     from streams.contracts import schemas_app
     from streams.db_commands import db_app
     from streams.dev.commands import demo_command, dev_app
+    from streams.pipeline_commands import dlq_app, topics_app, worker_command
     from streams.simulator.commands import simulate_command
 
     app.add_typer(dev_app, name="dev")
@@ -100,6 +101,9 @@ def register_commands() -> None:
     app.command("demo")(demo_command)
     app.add_typer(schemas_app, name="schemas")
     app.command("simulate")(simulate_command)
+    app.command("worker")(worker_command)
+    app.add_typer(topics_app, name="topics")
+    app.add_typer(dlq_app, name="dlq")
 
 
 register_commands()

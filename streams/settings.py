@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domains.config import DomainsSettings
+from geo.config import GeoSettings
 from sinks.config import DatabaseSettings, StorageSettings
 
 
@@ -70,6 +71,54 @@ class GrafanaSettings(BaseModel):
     password: SecretStr = SecretStr("admin")
 
 
+class StreamSettings(BaseModel):
+    """The Faust worker's knobs (streams/app.py `create_app`); defaults measured in
+    bench/faust_consumer.py on this machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    app_id: str = Field(
+        "ioc-pipeline", min_length=1, description="Faust app id = Kafka consumer group."
+    )
+    batch_size: int = Field(5000, ge=1, description="stream.take(n): events per ingest batch.")
+    batch_window_s: float = Field(
+        0.5, gt=0, le=60, description="stream.take(within=...): flush a partial batch after this."
+    )
+    broker_max_poll_records: int = Field(
+        10_000, ge=1, description="Records handed over per getmany (aiokafka max_poll_records)."
+    )
+    consumer_max_fetch_size: int = Field(
+        4 * 1024**2,
+        ge=1024,
+        description="Bytes per partition per fetch (max_partition_fetch_bytes).",
+    )
+    fetch_max_wait_ms: int = Field(
+        100, ge=0, le=30_000, description="Broker long-poll wait; Faust hard-codes 1500."
+    )
+    stream_buffer_maxsize: int = Field(
+        32_768, ge=1, description="Events buffered per stream before its partitions are paused."
+    )
+    commit_interval_s: float = Field(1.0, gt=0, description="Commit acked offsets this often.")
+    stream_yield_every: int = Field(
+        100, ge=1, le=10_000, description="Events a stream takes before yielding (Faust: 1)."
+    )
+    cython_optimizations: bool = Field(
+        True, description="Faust's repaired Cython fast paths (quick queue get)."
+    )
+    web_enabled: bool = True
+    web_port: int = Field(6066, ge=1, le=65535, description="Faust web (/metrics) port.")
+    web_host: str = "127.0.0.1"
+    late_horizon_s: float = Field(
+        3600.0, ge=0, description="Events older than now minus this go to the DLQ as too_late."
+    )
+    stats_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="How often pipeline health is written to pipeline_stats."
+    )
+    maintenance_interval_s: float = Field(
+        10.0, gt=0, le=86400, description="How often aggregates are refreshed for changed ranges."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IOC_",
@@ -88,6 +137,8 @@ class Settings(BaseSettings):
     dev: DevSettings = DevSettings()
     grafana: GrafanaSettings = GrafanaSettings()
     domains: DomainsSettings = DomainsSettings()
+    stream: StreamSettings = StreamSettings()
+    geo: GeoSettings = GeoSettings()
 
 
 class SettingsError(Exception):

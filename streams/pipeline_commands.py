@@ -1,0 +1,199 @@
+"""`ioc worker`, `ioc topics create`, `ioc dlq stats | show | replay`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Annotated, Any
+
+import typer
+from aiokafka import AIOKafkaProducer
+from rich.table import Table
+
+from streams.cli import console, fail, settings_from
+from streams.dlq import DeadLetter, from_record, replay_headers
+from streams.kafka_io import read_to_end
+from streams.settings import Settings
+
+topics_app = typer.Typer(help="Kafka topics of the platform.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="The dead-letter topic: what was rejected and why.", no_args_is_help=True
+)
+
+
+def worker_command(
+    ctx: typer.Context,
+    loglevel: Annotated[str, typer.Option(help="Faust's log level.")] = "warning",
+) -> None:
+    """Run a pipeline worker (Faust): ingest every domain topic into the database.
+
+    Start several, on one machine or many: they form one consumer group and share the partitions.
+    """
+    import faust
+
+    from streams.worker import build
+
+    settings = settings_from(ctx)
+    app, _pipeline = build(settings)
+    state = settings.dev.state_dir / "faust"
+    app.conf.datadir = state  # tables' local state (none yet) stays out of the working directory
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+@topics_app.command("create")
+def topics_create(ctx: typer.Context) -> None:
+    """Create every domain topic, the DLQ and the incidents topic (existing ones are kept)."""
+    from streams.worker import all_topics, ensure_topics, registry_for
+
+    settings = settings_from(ctx)
+    try:
+        outcome = asyncio.run(ensure_topics(settings))
+    except Exception as exc:  # the broker is unreachable or refused: say which, exit 1
+        raise fail(
+            f"cannot create topics on {settings.kafka.bootstrap}: {type(exc).__name__}: {exc}"
+        ) from None
+    partitions = all_topics(settings, registry_for(settings))
+    for name, what in sorted(outcome.items()):
+        console.print(f"{name}: {what} ({partitions[name]} partitions)", highlight=False)
+
+
+def dlq_topic(settings: Settings) -> str:
+    return f"{settings.kafka.topic_prefix}.dlq"
+
+
+async def read_letters(
+    settings: Settings, *, group_id: str | None = None
+) -> list[tuple[int, int, DeadLetter]]:
+    """Every dead letter (DLQ partition, DLQ offset, letter), oldest first per partition."""
+    out = []
+    async for _consumer, record in read_to_end(
+        settings.kafka.bootstrap, dlq_topic(settings), group_id=group_id
+    ):
+        out.append(
+            (record.partition, record.offset, from_record(record.key, record.value, record.headers))
+        )
+    return out
+
+
+def unique_by_origin(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """One letter per origin (topic, partition, offset, replay count): a batch redelivered after a
+    crash sends its dead letters again; they count once."""
+    seen: set[tuple[str, int, int, int]] = set()
+    unique = []
+    for letter in letters:
+        key = (letter.topic, letter.partition, letter.offset, letter.replay_count)
+        if key not in seen:
+            seen.add(key)
+            unique.append(letter)
+    return unique
+
+
+def domain_of(settings: Settings, topic: str) -> str:
+    from streams.worker import registry_for
+
+    return registry_for(settings).domain_of_topic(topic) or topic
+
+
+@dlq_app.command("stats")
+def dlq_stats(ctx: typer.Context) -> None:
+    """Dead letters by reason and domain (each origin offset counted once)."""
+    settings = settings_from(ctx)
+    letters = unique_by_origin([letter for _, _, letter in asyncio.run(read_letters(settings))])
+    counts = Counter((letter.reason, domain_of(settings, letter.topic)) for letter in letters)
+    table = Table(title=f"{dlq_topic(settings)}: {len(letters):,} dead letters")
+    for column in ("reason", "domain", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for (reason, domain), count in sorted(counts.items()):
+        table.add_row(reason, domain, f"{count:,}")
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+) -> None:
+    """The newest dead letters: reason, message, origin and the start of the original bytes."""
+    settings = settings_from(ctx)
+    letters = [letter for _, _, letter in asyncio.run(read_letters(settings))]
+    letters = [x for x in letters if reason is None or x.reason == reason][-limit:]
+    for letter in letters:
+        preview = (letter.value or b"")[:160].decode(errors="replace")
+        console.print(
+            f"[bold]{letter.reason}[/] {letter.topic}[{letter.partition}]@{letter.offset} "
+            f"replays={letter.replay_count} {letter.rejected_at:%Y-%m-%d %H:%M:%S}Z\n"
+            f"  {letter.error_class}: {letter.message}\n  {preview!r}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if not letters:
+        console.print("no dead letters" + (f" with reason {reason}" if reason else ""))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option(help="Replay the dead letters with this reason code.")],
+    dry_run: Annotated[
+        bool, typer.Option(help="Count what would be replayed; send nothing.")
+    ] = False,
+) -> None:
+    """Send dead letters of one reason back to their original topics (after a contract fix).
+
+    Each reason has its own cursor (consumer group), so a letter is replayed once. A replayed
+    event that fails again comes back to the DLQ with its replay count.
+    """
+    settings = settings_from(ctx)
+    sent = asyncio.run(replay(settings, reason, dry_run=dry_run))
+    verb = "would replay" if dry_run else "replayed"
+    console.print(f"{verb} {sent:,} dead letters with reason {reason}", highlight=False)
+
+
+async def replay(settings: Settings, reason: str, *, dry_run: bool = False) -> int:
+    from aiokafka import TopicPartition
+
+    group = f"{settings.kafka.client_id}.dlq-replay.{reason}"
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    await producer.start()
+    sent = 0
+    seen: set[tuple[str, int, int, int]] = set()
+    read_up_to: dict[TopicPartition, int] = {}
+    try:
+        async for _consumer, record in read_to_end(
+            settings.kafka.bootstrap, dlq_topic(settings), group_id=group
+        ):
+            read_up_to[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            letter = from_record(record.key, record.value, record.headers)
+            origin = (letter.topic, letter.partition, letter.offset, letter.replay_count)
+            if letter.reason != reason or origin in seen or not letter.topic:
+                continue
+            seen.add(origin)
+            sent += 1
+            if not dry_run:
+                await producer.send(
+                    letter.topic, value=letter.value, key=letter.key, headers=replay_headers(letter)
+                )
+        if not dry_run:
+            await producer.flush()
+            await commit_cursor(settings, group, read_up_to)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def commit_cursor(settings: Settings, group: str, offsets: dict[Any, int]) -> None:
+    """Move the replay cursor of `group` past what was read (after the re-sends were acked)."""
+    from aiokafka import AIOKafkaConsumer
+
+    if not offsets:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,321 @@
+"""`ioc worker`: the Faust app with one ingest agent per domain topic, and its timers.
+
+Per batch (`stream.take_events(n, within)`, concurrency 1 per topic):
+  split (pure: decode, validate, place; streams.ingest)
+  -> dead letters produced to the DLQ topic and acknowledged by Kafka (acks=all)
+  -> events and measurements written by the sink in one transaction (idempotent), retried on
+     backpressure until stored (streams.backpressure; the body never raises while holding a batch)
+  -> the body returns; Faust acks the batch's events and commits them within the commit interval.
+A crash anywhere before that return leaves the offsets where they were: the batch is read again
+and the natural keys make the second write a no-op. Dead letters of a redelivered batch are sent
+again; `ioc dlq stats` counts dead letters by their origin (topic, partition, offset), once.
+
+Timers: pipeline health to `pipeline_stats` every `stream.stats_interval_s`; storage maintenance
+(aggregate refresh for the ranges that changed, partitions, retention) every
+`stream.maintenance_interval_s`, on its own owner connection in a thread. `/metrics` on the
+Faust web port serves Prometheus text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+import orjson
+import psycopg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
+
+from domains import Decoder, Registry
+from geo import ZoneIndex
+from sinks.errors import Backpressure
+from sinks.maintenance import maintain
+from sinks.rows import EventRow
+from sinks.timescale import Rejected, TimescaleSink, WriteResult
+from streams.app import create_app
+from streams.backpressure import retry_until_done
+from streams.dlq import DeadLetter
+from streams.ingest import dead_letter, split_batch
+from streams.kafka_io import Record, create_topics
+from streams.metrics import PipelineMetrics
+from streams.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def registry_for(settings: Settings) -> Registry:
+    return Registry(namespace=settings.domains.namespace, topic_prefix=settings.kafka.topic_prefix)
+
+
+def service_topics(settings: Settings) -> dict[str, str]:
+    prefix = settings.kafka.topic_prefix
+    return {"dlq": f"{prefix}.dlq", "incidents": f"{prefix}.incidents"}
+
+
+def all_topics(settings: Settings, registry: Registry) -> dict[str, int]:
+    names = [*registry.topics().values(), *service_topics(settings).values()]
+    return dict.fromkeys(names, settings.kafka.partitions)
+
+
+async def ensure_topics(settings: Settings, registry: Registry | None = None) -> dict[str, str]:
+    registry = registry or registry_for(settings)
+    return await create_topics(
+        settings.kafka.bootstrap, all_topics(settings, registry), settings.kafka.replication_factor
+    )
+
+
+def to_record(event: Any) -> Record:
+    msg = event.message
+    return Record(
+        msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+        tuple((k, bytes(v)) for k, v in (msg.headers or ())), int(msg.timestamp * 1000),
+    )  # fmt: skip
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Pipeline:
+    """What the agents share: decoder, zones, the sink, the DLQ producer, the metrics."""
+
+    settings: Settings
+    registry: Registry
+    zones: ZoneIndex
+    sink: TimescaleSink
+    metrics: PipelineMetrics = field(default_factory=PipelineMetrics)
+    producer: AIOKafkaProducer | None = None
+    changed_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        conf = self.settings.domains
+        self.decoder = Decoder(
+            self.registry,
+            max_bytes=conf.max_event_bytes,
+            max_future=timedelta(seconds=conf.max_future_s),
+        )
+        self.dlq_topic = service_topics(self.settings)["dlq"]
+        self.metrics.topic_domain.update({t: d for d, t in self.registry.topics().items()})
+        self.name = worker_name()
+        self._start_lock = asyncio.Lock()
+
+    async def ensure_started(self) -> None:
+        """Start on the first batch (agents may run before Faust's startup tasks)."""
+        async with self._start_lock:
+            if self.producer is None:
+                await self.start()
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings, self.registry)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+            max_batch_size=1024 * 1024, client_id=f"{self.settings.kafka.client_id}-dlq",
+            max_request_size=4 * 1024 * 1024,
+        )  # fmt: skip
+        await self.producer.start()
+        await retry_until_done(self.sink.open, transient=(Backpressure,), what="sink.open")
+        await asyncio.to_thread(self.load_zones_table)
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.sink.close()
+
+    def load_zones_table(self) -> None:
+        """Upsert the zone file into `zones`, so panels can name and draw them."""
+        rows = [
+            (z.id, z.name, z.kind, z.parent, orjson.dumps(z.geometry.__geo_interface__).decode(),
+             z.geometry.centroid.x, z.geometry.centroid.y)
+            for z in self.zones.zones
+        ]  # fmt: skip
+        with psycopg.connect(self.settings.db.conninfo("ingest")) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO zones (id, name, kind, parent, geometry, centroid_lon, centroid_lat)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " name = excluded.name, kind = excluded.kind, parent = excluded.parent,"
+                " geometry = excluded.geometry, centroid_lon = excluded.centroid_lon,"
+                " centroid_lat = excluded.centroid_lat",
+                rows,
+            )
+
+    async def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Produce and wait for Kafka's acknowledgement of every dead letter."""
+        assert self.producer is not None
+        futures = [
+            await self.producer.send(
+                self.dlq_topic, key=letter.key, value=letter.value, headers=letter.kafka_headers()
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*futures)
+
+    async def handle(self, domain: str, records: Sequence[Record]) -> None:
+        """One batch: never raises for bad input or an outage; returns once all is durable."""
+        await self.ensure_started()
+        now = datetime.now(UTC)
+        split = split_batch(
+            records, domain=domain, decoder=self.decoder, zones=self.zones, now=now,
+            late_horizon=timedelta(seconds=self.settings.stream.late_horizon_s),
+        )  # fmt: skip
+        context = {"domain": domain, "size": len(records), "first_offset": records[0].offset}
+        if split.dead:
+            await retry_until_done(
+                lambda: self.send_dead_letters(split.dead),
+                transient=KAFKA_TRANSIENT, what="dlq", **context,
+            )  # fmt: skip
+        result: WriteResult = await retry_until_done(
+            lambda: self.sink.write(split.batch()),
+            transient=(Backpressure,),
+            what="sink",
+            **context,
+        )
+        committed = datetime.now(UTC)
+        if result.time_range is not None:
+            self.changed_ranges.append(result.time_range)
+        rejected = self.rejected_letters(result.rejected, records, now)
+        if rejected:
+            await retry_until_done(
+                lambda: self.send_dead_letters(rejected),
+                transient=KAFKA_TRANSIENT, what="dlq", **context,
+            )  # fmt: skip
+        self.metrics.record_batch(
+            domain,
+            received=len(records),
+            stored=result.new_events[domain],
+            duplicates=result.duplicate_events[domain],
+            rejected=[*split.rejected_reasons, *(letter.reason for letter in rejected)],
+            latencies_s=[(committed - t).total_seconds() for t in split.event_times],
+        )
+
+    def rejected_letters(
+        self, rejected: Sequence[Rejected], records: Sequence[Record], now: datetime
+    ) -> list[DeadLetter]:
+        """Rows the database refused -> dead letters of the records they came from."""
+        if not rejected:
+            return []
+        ids = {r.row.id: r for r in rejected if isinstance(r.row, EventRow)}
+        letters = []
+        for record in records:
+            event_id = self._record_event_id(record)
+            if event_id in ids:
+                why = ids[event_id]
+                letters.append(
+                    dead_letter(record, "rejected_by_database", why.error, why.error_class, now)
+                )
+        unmatched = len(rejected) - len(letters)
+        if unmatched:
+            log.error("sink.rejected_rows_without_event", count=unmatched, first=rejected[0].error)
+        return letters
+
+    def _record_event_id(self, record: Record) -> str | None:
+        decoded = self.decoder.decode(record.value, record.headers, now=datetime.now(UTC))
+        return getattr(decoded, "id", None)
+
+    def maintain_now(self) -> None:
+        """Refresh what changed, partitions, retention. On failure the ranges stay for next time."""
+        ranges = list(self.changed_ranges)
+        with psycopg.connect(self.settings.db.conninfo("owner")) as conn:
+            maintain(conn, self.settings.db.flavour, self.settings.storage, refresh_ranges=ranges)
+        del self.changed_ranges[: len(ranges)]
+
+    def write_stats(self) -> None:
+        rows = self.metrics.take_window()
+        if not rows:
+            return
+        now = datetime.now(UTC)
+        with psycopg.connect(self.settings.db.conninfo("ingest")) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO pipeline_stats (time, worker, domain, window_s, received, stored,"
+                " duplicates, rejected, rejected_by_reason, lag, latency_p50_s, latency_p95_s,"
+                " latency_p99_s) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                [
+                    (now, self.name, r.domain, self.settings.stream.stats_interval_s, r.received,
+                     r.stored, r.duplicates, r.rejected, orjson.dumps(r.rejected_by_reason).decode(),
+                     r.lag, r.latency_p50_s, r.latency_p95_s, r.latency_p99_s)
+                    for r in rows
+                ],
+            )  # fmt: skip
+
+
+async def record_lag(settings: Settings, metrics: PipelineMetrics, group: str) -> None:
+    """Consumer lag per partition: end offsets minus the group's committed offsets."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    tps = [tp for tp in committed if tp.topic in metrics.topic_domain]
+    if not tps:
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    for tp in tps:
+        metrics.record_lag(tp.topic, tp.partition, ends[tp] - committed[tp].offset)
+
+
+def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, Pipeline]:
+    """The worker's Faust app and the pipeline its agents share (nothing runs yet)."""
+    registry = registry_for(settings)
+    app = create_app(settings, id=app_id)
+    zones = ZoneIndex.from_file(settings.geo.zone_file)
+    pipeline = Pipeline(
+        settings, registry, zones, TimescaleSink.from_settings(settings.db, settings.storage)
+    )
+    conf = settings.stream
+
+    for domain, topic_name in registry.topics().items():
+        topic = app.topic(topic_name, partitions=settings.kafka.partitions)
+
+        async def ingest(stream: Any, domain: str = domain) -> None:
+            async for events in stream.take_events(conf.batch_size, within=conf.batch_window_s):
+                await pipeline.handle(domain, [to_record(e) for e in events])
+
+        app.agent(topic, name=f"ingest-{domain}", concurrency=1)(ingest)
+
+    @app.on_before_shutdown.connect
+    async def stop_pipeline(app: faust.App, **_: Any) -> None:
+        await pipeline.stop()
+
+    @app.timer(conf.stats_interval_s)
+    async def write_stats() -> None:
+        try:
+            await record_lag(settings, pipeline.metrics, app.conf.id)
+            await asyncio.to_thread(pipeline.write_stats)
+        except (psycopg.OperationalError, *KAFKA_TRANSIENT) as exc:
+            log.warning("stats.skipped", error=f"{type(exc).__name__}: {exc}")
+
+    @app.timer(conf.maintenance_interval_s)
+    async def maintain_storage() -> None:
+        try:
+            await asyncio.to_thread(pipeline.maintain_now)
+        except psycopg.OperationalError as exc:
+            log.warning("maintenance.skipped", error=f"{type(exc).__name__}: {exc}")
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.text(pipeline.metrics.prometheus_text(), content_type="text/plain")
+
+    return app, pipeline
