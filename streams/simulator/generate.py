@@ -370,14 +370,14 @@ class Simulation:
                     fault = None  # nothing sent yet to duplicate: a clean event instead
             k = min(bisect.bisect(cumulative, r.random() * cumulative[-1]), len(types) - 1)
             ents = entities[k]
-            entity = ents[r.randrange(len(ents))]
+            entity = ents[int(r.random() * len(ents))]
             if self.silenced and silence_from <= seq < silence_to:
                 for _ in range(20):
                     if entity.id not in self.silenced:
                         break
                     k = r.randrange(len(types))
                     ents = entities[k]
-                    entity = ents[r.randrange(len(ents))]
+                    entity = ents[int(r.random() * len(ents))]
                 else:
                     k, entity = self._any_unsilenced(entities)
             event_type = types[k]
