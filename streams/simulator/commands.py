@@ -63,6 +63,9 @@ def simulate_command(
             formats=["%Y-%m-%dT%H:%M:%S%z"],
         ),
     ] = None,
+    utc_offset: Annotated[
+        float, typer.Option(help="Local time zone of the daily patterns, hours from UTC.")
+    ] = 7.0,
     zones: Annotated[
         Path | None, typer.Option(help="Zone GeoJSON (default: the Dak Lak reference zones).")
     ] = None,
@@ -95,6 +98,7 @@ def simulate_command(
             scenario_zone=scenario_zone,
             faults=parse_faults(faults, fault or []),
             structured_share=structured,
+            utc_offset_h=utc_offset,
             namespace=settings.domains.namespace,
             topic_prefix=settings.kafka.topic_prefix,
             max_event_bytes=settings.domains.max_event_bytes,
