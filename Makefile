@@ -7,8 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 IOC := $(BIN)/ioc
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PGLITE := deploy/local/pglite
+PGLITE_STAMP := $(PGLITE)/node_modules/.installed-$(shell cat $(PGLITE)/package-lock.json | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint format up down status install clean-local
+.PHONY: demo test lint format up down status install install-test clean-local
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -16,7 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# The WASM TimescaleDB that tests the `timescale` schema flavour (no TimescaleDB server here).
+$(PGLITE_STAMP): $(PGLITE)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (install Node.js 20)"; exit 1; }
+	cd $(PGLITE) && npm ci --legacy-peer-deps --no-audit --no-fund --loglevel=error
+	@rm -f $(PGLITE)/node_modules/.installed-* && touch $(PGLITE_STAMP)
+
 install: $(STAMP)
+
+install-test: $(STAMP) $(PGLITE_STAMP)
 
 up: install
 	$(IOC) dev up
@@ -39,7 +49,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install
+test: install-test
 	bash deploy/local/run-tests.sh
 
 clean-local:

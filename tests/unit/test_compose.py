@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from streams.cli import app
 from streams.settings import DevSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +64,17 @@ def test_database_and_grafana_share_the_same_role_passwords(compose: dict[str, A
     for var in ("IOC_DB__OWNER_PASSWORD", "IOC_DB__INGEST_PASSWORD", "IOC_DB__GRAFANA_PASSWORD"):
         assert db_env[var] == worker_env[var]
     assert grafana_env["IOC_DB__GRAFANA_PASSWORD"] == worker_env["IOC_DB__GRAFANA_PASSWORD"]
+
+
+def test_every_ioc_command_in_compose_exists(compose: dict[str, Any]) -> None:
+    runner = CliRunner()
+    for name, svc in ioc_services(compose).items():
+        command = svc["command"]
+        words = [w for w in command if not w.startswith("-")]
+        result = runner.invoke(app, [*words[:2], "--help"])
+        if result.exit_code != 0:  # a one-word command followed by an argument value
+            result = runner.invoke(app, [words[0], "--help"])
+        assert result.exit_code == 0, f"service {name}: `ioc {' '.join(command)}` does not exist"
 
 
 def test_mounted_paths_exist(compose: dict[str, Any]) -> None:
