@@ -1,0 +1,374 @@
+"""The Faust app the worker runs: `create_app(settings)` builds it, tuned for ingest.
+
+Nothing happens at import: no app, no topics, no event loop. `ioc worker` calls `create_app`,
+declares its topics and agents on the returned app, and starts it.
+
+Acks and commits in faust-streaming 0.15.3 (read in site-packages/faust/, verified live)
+-----------------------------------------------------------------------------------------
+- `Consumer.ack` (transport/consumer.py) records the offset in `_acked[tp]`. `Consumer.commit`
+  runs from `_commit_handler` (every `broker_commit_interval`) and from the drainer (every
+  `broker_commit_every` acks); `_new_offset` commits the end of the first run of consecutive
+  acked offsets. Only acked offsets are committed (`AIOKafkaConsumerThread._commit`, in the
+  consumer thread), and `enable_auto_commit` is off.
+- `Stream.take(n, within)` (streams.py) sets `enable_acks = False`, collects up to n values
+  (processor `add_to_buffer`, fed by a passive drainer task), yields `list(buffer)` and acks the
+  batch's events in the `finally` after the `yield`, i.e. when the body returns to `async for`.
+  A batch is therefore committed only after its loop body returned (tests/integration/
+  test_faust_app.py holds a body open for six commit intervals: nothing is committed). The same
+  `finally` runs when the generator is closed: an exception escaping the body acks, and then
+  commits, the batch it was handling, and the agent crashes (verified: 100 events "failed",
+  offset 100 committed). Never let a sink error escape while holding a batch.
+- `Stream.noack_take(n, within)` is the same loop yielding events and never acking: the agent
+  must `await stream.ack(event)` for each (`Stream.ack` -> `Event.ack` -> `Consumer.ack`).
+- Agent `concurrency > 1`: several streams share the channel and ack out of order. With
+  in-order acks (concurrency 1) the acked run always starts at the committed head, but
+  `_new_offset`'s head guard is `min(acked) - committed > 1` (and skipped while nothing has been
+  committed), so one in-flight offset at the head is committed over: faust-streaming issue
+  #606, fix proposed in PR #707. Ingest agents run with concurrency 1; scale by partitions and
+  workers.
+
+Where the time goes out of the box (cProfile + per-thread CPU, this machine)
+------------------------------------------------------------------------------
+Not the fetch: the aiokafka consumer runs in its own thread (`ConsumerThread`, a mode
+`QueueServiceThread`, ~4% of the CPU); each `getmany` is one `call_thread` hop (mode
+`MethodQueue`, `call_soon_threadsafe` both ways) returning thousands of records. Faust
+hard-codes `fetch_max_wait_ms=1500` (`_create_worker_consumer`), but with `fetch_min_bytes=1`
+the broker answers at once while it has data, so that costs latency on a quiet partition, not
+throughput. The main thread is CPU-bound at ~100-130 us per event:
+1. the drainer (`Consumer._drain_messages`) awaits `wait_first(callback(message),
+   suspend_flow.wait())` per message: four Tasks and an `asyncio.wait` per event (~2/3);
+2. the stream iterator (`faust/_cython/streams.pyx` `StreamIterator.next`) awaits
+   `sleep(0)` before every event: one event-loop turn (an epoll call) per event;
+3. the rest: conductor + codec registry (several us even for raw bytes), sensors, acks.
+Flow control pauses a partition when its stream buffer reaches `stream_buffer_maxsize / 1.25`
+and resumes it at 40%; when all are paused, `_wait_next_records` sleeps a fixed 1 s.
+
+What this module changes (each measured in bench/faust_consumer.py; see its docstring)
+------------------------------------------------------------------------------------
+- `IngestConsumer._drain_messages`: the same loop with one `wait_first` per fetched batch.
+  On `suspend_flow` (rebalance) the batch's delivery is cancelled at the message in progress,
+  as before, and the rest of the batch is dropped, as before (Faust's `getmany` stops yielding
+  once `flow_active` is False); offsets are re-read from the committed position afterwards.
+- `IngestStream` / `IngestStreamIterator`: Faust's Cython iterator with `next()` yielding to
+  the loop every `stream_yield_every` events (default 100) instead of every event, and taking
+  buffered events with `get_nowait()` like Faust's pure-Python `_py_aiter`. Acks untouched.
+- `IngestConsumer._wait_next_records`: when every partition is paused by flow control, wait
+  for the buffer to drop (at most Faust's 1 s) instead of sleeping the full second.
+- `IngestConsumerThread`: `fetch_max_wait_ms` from settings (100) instead of the fixed 1500,
+  for latency on quiet partitions.
+- Settings: `stream_buffer_maxsize` 32768 (4096 measured ~35% slower with the rest tuned),
+  `broker_max_poll_records` 10000 (Faust: unbounded), `consumer_max_fetch_size` 4 MiB,
+  commit interval 1 s, `cython_optimizations`. On their own, with Faust's drainer and
+  iterator, these settings buy nothing measurable (faust-settings ~= faust-default).
+
+Recommended ingest agent (concurrency 1; the sink waits and retries transient errors inside
+`write` and sorts permanent ones into the DLQ; nothing escapes the loop body)::
+
+    @app.agent(topic, concurrency=1)
+    async def ingest(stream):
+        async for batch in stream.take(conf.batch_size, within=conf.batch_window_s):
+            good, bad = validate_all(batch)      # pure, never raises on bad input
+            await dlq.send_all(bad)
+            await sink.write(enrich(good))       # blocks on backpressure; never raises
+            # returning to `async for` acks the batch; committed within commit_interval_s
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import aiokafka
+import faust
+from faust import streams as faust_streams
+from faust.exceptions import Skip
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, EventT, Message
+from faust.types.transports import TransportT
+from mode import Service, ServiceT
+from mode.utils.futures import maybe_async
+
+from streams.settings import Settings
+
+__all__ = ["IngestApp", "IngestConsumer", "IngestConsumerThread", "IngestStream", "create_app"]
+
+#: Events a stream takes from its buffer before it lets other tasks run (Faust: 1).
+STREAM_YIELD_EVERY = 100
+#: Faust's Cython stream iterator; None when the extension is not built (then Faust's own
+#: pure-Python iterator runs, unchanged).
+_CStreamIterator: Any = getattr(faust_streams, "_CStreamIterator", None)
+
+
+class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The aiokafka consumer thread, with `fetch_max_wait_ms` from the app's settings.
+
+    Faust passes `fetch_max_wait_ms=1500` literally; aiokafka keeps the value on the consumer
+    and hands it to its Fetcher in `start()`, so setting it before start is enough.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = int(wait_ms)
+        return consumer
+
+
+class IngestConsumer(faust_aiokafka.Consumer):
+    """aiokafka-driver consumer whose drainer waits once per fetched batch, not per event."""
+
+    _resumed: asyncio.Event | None = None
+
+    def _new_consumer_thread(self) -> IngestConsumerThread:
+        return IngestConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @property
+    def partitions_resumed(self) -> asyncio.Event:
+        """Set when flow control gives a partition back to the fetcher."""
+        if self._resumed is None:
+            self._resumed = asyncio.Event()
+        return self._resumed
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        super().on_buffer_drop(tp)
+        self.partitions_resumed.set()
+
+    def resume_partitions(self, tps: Any) -> None:
+        super().resume_partitions(tps)
+        self.partitions_resumed.set()
+
+    async def _wait_next_records(
+        self, timeout: float
+    ) -> tuple[dict[TP, list[Any]] | None, set[TP] | None]:
+        # Mirrors Consumer._wait_next_records (0.15.3) except the branch where every assigned
+        # partition is paused: Faust sleeps a fixed second there, while the stream buffer that
+        # paused them usually drains in a fraction of it. Wait for the drop instead (at most
+        # the same second).
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
+        try:
+            self.not_waiting_next_records.set()
+            active: set[TP] | None = None
+            if not self.app.client_only:
+                active = self._get_active_partitions()
+            if self.app.client_only or active:
+                records = await self._getmany(active_partitions=active, timeout=timeout)
+                return cast(dict[TP, list[Any]], records), active
+            resumed = self.partitions_resumed
+            resumed.clear()
+            await self.wait_for_stopped(resumed, timeout=1.0)  # type: ignore[arg-type]
+            return {}, active
+        finally:
+            self.not_waiting_next_records.set()
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        # Mirrors faust.transport.consumer.Consumer._drain_messages (0.15.3) except that the
+        # delivery of one fetched batch runs under a single wait_first(..., suspend_flow).
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait = cast(AsyncIterator[tuple[TP, Message]], self.getmany(timeout=1.0))
+                await self.sleep(0)
+                if not self.should_stop:
+                    # The first item carries the fetch (a thread hop); the rest of the
+                    # generator is synchronous, so only delivery runs under wait_first.
+                    try:
+                        first = await ait.__anext__()
+                    except StopAsyncIteration:
+                        first = None
+                    if first is not None:
+                        await self.wait_first(
+                            self._deliver_batch(first, ait), self.suspend_flow.wait()
+                        )
+                unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver_batch(
+        self, first: tuple[TP, Message], rest: AsyncIterator[tuple[TP, Message]]
+    ) -> None:
+        await self._deliver(*first)
+        since_yield = 1
+        async for tp, message in rest:
+            await self._deliver(tp, message)
+            since_yield += 1
+            if since_yield > 100:  # as the original: let the streams run
+                since_yield = 0
+                await asyncio.sleep(0)
+
+    async def _deliver(self, tp: TP, message: Message) -> None:
+        offset = message.offset
+        r_offset = self._read_offset[tp]
+        if r_offset is None or offset >= r_offset:
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and self.app.topics.acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            commit_every = self._commit_every
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await self.callback(message)
+            self._read_offset[tp] = offset
+        else:
+            self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+
+
+if _CStreamIterator is not None:
+
+    class IngestStreamIterator(_CStreamIterator):  # type: ignore[misc,valid-type]
+        """Faust's Cython StreamIterator with a `next()` that yields to the event loop every
+        STREAM_YIELD_EVERY events instead of before every event (`await sleep(0)`), and takes
+        buffered events with `get_nowait()` as `_py_aiter` does. `after()` (the acks) is the
+        Cython one, unchanged. A port of faust/_cython/streams.pyx `next`/`_prepare_event`.
+        """
+
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.since_yield = 0
+            self.yield_every = int(getattr(stream.app, "stream_yield_every", STREAM_YIELD_EVERY))
+
+        async def next(self) -> tuple[Any, Any]:
+            skipped = self._skipped_value
+            value: Any = None
+            event: Any = None
+            sensor_state: Any = None
+            while value is None and event is None:
+                self.since_yield += 1
+                if self.since_yield >= self.yield_every:
+                    self.since_yield = 0
+                    await asyncio.sleep(0)
+                if self.chan_is_channel:
+                    if self.chan_errors:
+                        raise self.chan_errors.popleft()
+                    if self.chan_queue_empty():
+                        channel_value = await self.chan_slow_get()  # waits: yields
+                    else:
+                        channel_value = self.chan_quick_get()
+                else:
+                    channel_value = await self.chan_slow_get()
+                event, value, sensor_state = self.prepare_event(channel_value)
+                if value is skipped:
+                    return value, sensor_state
+                try:
+                    for processor in self.processors:
+                        value = await maybe_async(processor(value))
+                    value = await self.on_merge(value)
+                except Skip:
+                    value = skipped
+            return value, sensor_state
+
+        def prepare_event(self, channel_value: Any) -> tuple[Any, Any, Any]:
+            stream = self.stream
+            if not isinstance(channel_value, EventT):
+                stream._set_current_event(None)
+                return None, channel_value, None
+            event = channel_value
+            message = event.message
+            app = self.app
+            if (
+                not app.flow_control.is_active()
+                or message.generation_id != app.consumer_generation_id
+            ):
+                return None, self._skipped_value, None
+            tp, offset = message.tp, message.offset
+            if message.topic in self.acking_topics and not message.tracked:
+                message.tracked = True
+                self.add_unacked(message)
+                self.on_message_in(tp, offset, message)
+            sensor_state = self.on_stream_event_in(tp, offset, stream, event)
+            stream._set_current_event(event)
+            return event, event.value, sensor_state
+
+
+class IngestStream(faust.Stream):
+    """faust.Stream iterating with IngestStreamIterator (when Faust's Cython extension is
+    built). `_c_aiter` is Faust's, with only the iterator class changed."""
+
+    async def _c_aiter(self) -> AsyncIterator[Any]:  # type: ignore[override]
+        skipped_value = self._skipped_value
+        self._finalized = True
+        started_by_aiter = await self.maybe_start()
+        it = IngestStreamIterator(self)
+        try:
+            while not self.should_stop:
+                do_ack = self.enable_acks
+                value, sensor_state = await it.next()
+                try:
+                    if value is not skipped_value:
+                        self.events_total += 1
+                        yield value
+                finally:
+                    event, self.current_event = self.current_event, None
+                    it.after(event, do_ack or value is skipped_value, sensor_state)
+        except StopAsyncIteration:
+            return
+        finally:
+            self._channel_stop_iteration(self.channel)
+            if started_by_aiter:
+                await self.stop()
+                self.service_reset()
+
+
+class IngestTransport(faust_aiokafka.Transport):
+    Consumer = IngestConsumer
+
+
+class IngestApp(faust.App):
+    """faust.App using `IngestTransport` for consuming (`kafka://` URLs)."""
+
+    #: Read by IngestConsumerThread; None keeps Faust's 1500 ms.
+    fetch_max_wait_ms: int | None = None
+    #: Read by IngestStreamIterator.
+    stream_yield_every: int = STREAM_YIELD_EVERY
+
+    def _new_transport(self) -> TransportT:
+        return IngestTransport(self.conf.broker_consumer, self)
+
+
+def create_app(settings: Settings, *, id: str | None = None) -> faust.App:
+    """A Faust app for `settings`; `id` (the consumer group) defaults to settings.stream.app_id."""
+    conf = settings.stream
+    brokers = ";".join(f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(","))
+    app = IngestApp(
+        id or conf.app_id,
+        broker=brokers,
+        broker_client_id=settings.kafka.client_id,
+        autodiscover=False,
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=conf.broker_max_poll_records,
+        consumer_max_fetch_size=conf.consumer_max_fetch_size,
+        stream_buffer_maxsize=conf.stream_buffer_maxsize,
+        broker_commit_interval=conf.commit_interval_s,
+        cython_optimizations=conf.cython_optimizations,
+        Stream=faust.Stream if conf.stream_yield_every <= 1 else IngestStream,
+        web_enabled=conf.web_enabled,
+        web_port=conf.web_port,
+        web_bind=conf.web_host,
+        web_host=conf.web_host,
+    )
+    app.fetch_max_wait_ms = conf.fetch_max_wait_ms
+    app.stream_yield_every = conf.stream_yield_every
+    return app

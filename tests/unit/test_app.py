@@ -1,0 +1,94 @@
+"""create_app: the Faust app is built from Settings, with the ingest tuning applied (no Kafka)."""
+
+from __future__ import annotations
+
+import faust
+import pytest
+
+from streams.app import (
+    IngestConsumerThread,
+    IngestStream,
+    IngestTransport,
+    create_app,
+)
+from streams.settings import KafkaSettings, Settings, StreamSettings, load_settings
+
+TUNED = StreamSettings(
+    app_id="ioc-test",
+    batch_size=1234,
+    batch_window_s=0.25,
+    broker_max_poll_records=777,
+    consumer_max_fetch_size=2 * 1024**2,
+    fetch_max_wait_ms=250,
+    stream_buffer_maxsize=9999,
+    commit_interval_s=0.7,
+    stream_yield_every=50,
+    web_enabled=False,
+    web_port=6123,
+)
+
+
+def tuned_settings() -> Settings:
+    return Settings(
+        kafka=KafkaSettings(bootstrap="10.0.0.1:9093,10.0.0.2:9094", client_id="ioc-unit"),
+        stream=TUNED,
+    )
+
+
+def test_settings_are_applied_to_the_faust_app() -> None:
+    app = create_app(tuned_settings())
+    conf = app.conf
+    assert conf.id == "ioc-test"
+    assert [(url.host, url.port) for url in conf.broker] == [
+        ("10.0.0.1", 9093),
+        ("10.0.0.2", 9094),
+    ]
+    assert conf.broker_client_id == "ioc-unit"
+    assert conf.broker_max_poll_records == 777
+    assert conf.consumer_max_fetch_size == 2 * 1024**2
+    assert conf.stream_buffer_maxsize == 9999
+    assert conf.broker_commit_interval == 0.7
+    assert conf.cython_optimizations is True
+    assert conf.web_enabled is False
+    assert conf.web_port == 6123
+    assert conf.topic_partitions == 6
+    assert conf.Stream is IngestStream
+    assert isinstance(app.transport, IngestTransport)
+
+
+def test_id_overrides_the_consumer_group() -> None:
+    assert create_app(tuned_settings(), id="ioc-other").conf.id == "ioc-other"
+
+
+def test_yield_every_one_keeps_fausts_own_stream() -> None:
+    settings = tuned_settings().model_copy(
+        update={"stream": TUNED.model_copy(update={"stream_yield_every": 1})}
+    )
+    assert create_app(settings).conf.Stream is faust.Stream
+
+
+def test_create_app_has_no_shared_state() -> None:
+    first, second = create_app(tuned_settings()), create_app(tuned_settings(), id="b")
+    assert first is not second
+    assert first.conf.id != second.conf.id
+
+
+async def test_aiokafka_consumer_gets_the_tuned_fetch_settings() -> None:
+    app = create_app(tuned_settings())
+    thread = app.consumer._thread
+    assert isinstance(thread, IngestConsumerThread)
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 250  # Faust alone passes 1500
+        assert consumer._max_poll_records == 777
+        assert consumer._enable_auto_commit is False
+    finally:
+        await consumer.stop()
+
+
+def test_stream_settings_from_environment(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("IOC_STREAM__BATCH_SIZE", "2500")
+    clean_env.setenv("IOC_STREAM__FETCH_MAX_WAIT_MS", "50")
+    settings = load_settings()
+    assert settings.stream.batch_size == 2500
+    assert settings.stream.fetch_max_wait_ms == 50
