@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -38,18 +39,19 @@ class Observed:
 
 
 def database_counts(
-    conninfo: str, domains: list[str]
+    conninfo: str, domains: list[str], since: datetime | None = None
 ) -> tuple[Counter[str], dict[str, float | None]]:
+    """Rows in `events` per domain; the median of the workers' p95 latency windows since `since`."""
     with psycopg.connect(conninfo) as conn:
-        stored = Counter(
-            dict(conn.execute("SELECT domain, count(*) FROM events GROUP BY domain").fetchall())
-        )
+        rows = conn.execute("SELECT domain, count(*) FROM events GROUP BY domain").fetchall()
         latency = dict(
             conn.execute(
                 "SELECT domain, percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_p95_s)"
-                " FROM pipeline_stats WHERE received > 0 GROUP BY domain"
+                " FROM pipeline_stats WHERE received > 0 AND time >= %s GROUP BY domain",
+                (since or datetime.fromtimestamp(0, UTC),),
             ).fetchall()
         )
+    stored = Counter(dict(rows))
     return Counter({d: stored.get(d, 0) for d in domains}), latency
 
 
@@ -68,9 +70,9 @@ async def dead_letter_counts(settings: Settings, registry: Any) -> dict[str, Cou
     return out
 
 
-def observe(settings: Settings, registry: Any) -> Observed:
+def observe(settings: Settings, registry: Any, since: datetime | None = None) -> Observed:
     domains = registry.domains()
-    stored, latency = database_counts(settings.db.conninfo("owner"), domains)
+    stored, latency = database_counts(settings.db.conninfo("owner"), domains, since)
     dead = asyncio.run(dead_letter_counts(settings, registry))
     return Observed(stored=stored, dead=dead, latency_p95_s=latency)
 
@@ -109,3 +111,30 @@ def split_expected(
     }
     duplicates = {d: e.get("duplicate", 0) for d, e in expected.items()}
     return stored, dead, duplicates
+
+
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Messages in `topics` not yet committed by consumer `group` (all of them if it never committed)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+    finally:
+        await consumer.stop()
+    return sum(ends[tp] - (committed[tp].offset if tp in committed else starts[tp]) for tp in tps)

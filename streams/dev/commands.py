@@ -94,11 +94,12 @@ def logs(
     subprocess.run(["tail", "-n", str(lines), *(["-f"] if follow else []), str(path)], check=False)
 
 
-def demo_command(
+@dev_app.command("smoke")
+def smoke_command(
     ctx: typer.Context,
     events: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many events.")] = 5000,
 ) -> None:
-    """Produce events through the real broker, consume them as a group, store them, print counts."""
+    """Round trip: produce, consume as a group, store in PostgreSQL, and count."""
     from streams.dev.smoke import run_smoke
 
     settings = settings_from(ctx)
@@ -106,7 +107,7 @@ def demo_command(
         report = asyncio.run(run_smoke(settings, events))
     except RuntimeProblem as exc:
         raise fail(str(exc)) from None
-    table = Table(title="demo: broker and database round trip")
+    table = Table(title="smoke: broker and database round trip")
     table.add_column("step")
     table.add_column("count", justify="right")
     table.add_column("seconds", justify="right")
@@ -115,3 +116,26 @@ def demo_command(
     console.print(table)
     if not report.complete:
         raise fail(f"lost events: produced {report.produced}, stored {report.stored}")
+
+
+def demo_command(
+    ctx: typer.Context,
+    duration: Annotated[
+        int, typer.Option(min=5, max=3600, help="Seconds of simulated traffic.")
+    ] = 60,
+    rate: Annotated[float, typer.Option(min=1, max=100_000, help="Events per second.")] = 2000.0,
+    faults: Annotated[
+        float, typer.Option(min=0, max=0.05, help="Rate of each fault kind.")
+    ] = 0.002,
+) -> None:
+    """Simulator -> Kafka -> worker -> database for a minute, then who got what, per domain."""
+    from streams.dev.demo import run_demo, summary_table
+
+    settings = settings_from(ctx)
+    try:
+        result = run_demo(settings, duration_s=duration, rate=rate, faults=faults, console=console)
+    except RuntimeProblem as exc:
+        raise fail(str(exc)) from None
+    console.print(summary_table(result, settings.stream.late_horizon_s))
+    if not result.complete(settings.stream.late_horizon_s):
+        raise fail("the counts do not match the simulator's manifest (see .local/demo/)")
