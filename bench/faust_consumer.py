@@ -12,29 +12,40 @@ threads of the child) over the same window, and time from start (group join incl
 Cases
 - raw: aiokafka `getmany(max_records=10000)` loop + orjson.loads; the ceiling.
 - faust-default: `faust.App(id, broker=...)` with nothing tuned; agent on `stream.take(n, within)`
-  (n, within from StreamSettings).
+  (n, within from StreamSettings), concurrency 1.
 - faust-settings: the same stock App with StreamSettings' Faust settings only
-  (poll records, fetch size, stream buffer, commit interval, cython_optimizations).
+  (max poll records, fetch size, stream buffer, commit interval).
 - faust-tuned: `streams.app.create_app`: those settings + IngestConsumer (one wait_first per
-  fetched batch instead of per event) + fetch_max_wait_ms from settings.
+  fetched batch instead of per event) + IngestStream (yield to the loop every 100 events, not
+  before every event) + fetch_max_wait_ms from settings.
 - ablations (--cases tuned-...): faust-tuned with one change taken back (ABLATIONS).
 
-Measured on this machine (2 cores shared with other work, broker on the same host; 200k
-events, two repeats, side by side, steady events/s; CPU per event in brackets):
+Measured here (2 cores shared with three other engineers' work, broker and PostgreSQL on the
+same host, so +-30% run to run; 200k events, steady-state events/s, best of the repeats, CPU
+per event of the whole child process in brackets):
 
-    raw               ~200-250k/s  (~4 us)
-    faust-default     ~8-10k/s     (~100 us; CPU-bound on the main loop, not waiting)
-    faust-settings    ~9-11k/s     (settings alone buy little: the per-event path dominates)
-    faust-drainer     ~25-30k/s    (the per-event wait_first was ~2/3 of the CPU)
-    faust-tuned       ~30-35k/s    (~25 us; + cython quick get)
+    run 1 (--repeat 3, default cases)
+      raw                 476,175/s   (2.0 us)
+      faust-default         8,966/s   (113 us; CPU-bound on the main thread, not waiting)
+      faust-settings        7,987/s   (125 us; settings alone buy nothing)
+      faust-tuned          29,277/s   (33 us)
+      faust-tuned / faust-default 3.27x   faust-tuned / raw 0.06   faust-default / raw 0.02
+    run 2 (--repeat 2, ablations, each vs faust-tuned 29,194/s in the same run)
+      tuned-stock-drainer   7,767/s   0.27x  (the per-event wait_first: 4x the CPU per event)
+      tuned-stock-yield    19,183/s   0.66x  (sleep(0) before every event: 1.3x the CPU)
+      tuned-fetch-1500     30,536/s   1.05x  (neutral for throughput; 100 ms kept for latency)
+      cython_optimizations: turning it off measured 1.13x (within noise), so it is off now
+      (see streams/app.py). A fetcher wake-up on flow-control buffer drop instead of Faust's
+      fixed 1 s sleep measured 0.97x and was dropped.
 
-(See the last run's table below the figures in the issue note; exact numbers vary run to run.)
-What is left per event (cProfile of faust-tuned): one event-loop turn per event from the
-stream iterator's `await sleep(0)` (an epoll call, and a GIL hand-off to the aiokafka thread),
-the codec registry (raw serializer, ~3 us), sensors/monitor (~2 us), the conductor (~5 us).
-The aiokafka thread hop per `getmany` and `fetch_max_wait_ms` do not show in throughput
-(batches are thousands of records; the broker answers at once while it has data);
-`fetch_max_wait_ms` matters for latency when a partition runs dry.
+    run 3 (--repeat 2, the final defaults: cython_optimizations off)
+      raw 482,860/s; faust-default 9,040/s (111 us); faust-tuned 27,922/s (36 us): 3.09x;
+      tuned-cython 0.91x, tuned-stock-yield 0.62x.
+
+What is left per event in faust-tuned (~30 us; cProfile): the conductor and codec registry
+(raw bytes still go through `Schema.decode` and the serializer registry), monitor sensors on
+the way in and out, the per-event ack bookkeeping, and `_to_message`. The aiokafka thread
+takes ~4% of the CPU; the thread hop per `getmany` (thousands of records) does not show.
 """
 
 from __future__ import annotations
@@ -64,9 +75,8 @@ CASES = ["raw", "faust-default", "faust-settings", "faust-tuned"]
 #: faust-tuned with one of its changes taken back, to see what each one buys.
 ABLATIONS = {
     "tuned-stock-drainer": "Faust's per-event wait_first drainer",
-    "tuned-stock-wait": "Faust's fixed 1 s sleep while every partition is paused",
     "tuned-stock-yield": "stream_yield_every=1: Faust's sleep(0) before every event",
-    "tuned-no-cython": "cython_optimizations off",
+    "tuned-cython": "cython_optimizations on",
     "tuned-fetch-1500": "fetch_max_wait_ms 1500 (Faust's fixed value)",
 }
 MAX_EVENTS = 300_000
@@ -172,16 +182,14 @@ async def run_faust(
         from streams.app import IngestConsumer
 
         update: dict[str, Any] = {"web_enabled": False}
-        if case == "tuned-no-cython":
-            update["cython_optimizations"] = False
+        if case == "tuned-cython":
+            update["cython_optimizations"] = True
         if case == "tuned-stock-yield":
             update["stream_yield_every"] = 1
         if case == "tuned-fetch-1500":
             update["fetch_max_wait_ms"] = 1500
         if case == "tuned-stock-drainer":  # a bench may patch; the library never does
             IngestConsumer._drain_messages = StockConsumer._drain_messages  # type: ignore[method-assign]
-        if case == "tuned-stock-wait":
-            IngestConsumer._wait_next_records = StockConsumer._wait_next_records  # type: ignore[method-assign]
         stream = settings.stream.model_copy(update=update)
         app = create_app(settings.model_copy(update={"stream": stream}), id=group)
     else:

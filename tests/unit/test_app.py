@@ -48,7 +48,7 @@ def test_settings_are_applied_to_the_faust_app() -> None:
     assert conf.consumer_max_fetch_size == 2 * 1024**2
     assert conf.stream_buffer_maxsize == 9999
     assert conf.broker_commit_interval == 0.7
-    assert conf.cython_optimizations is True
+    assert conf.cython_optimizations is False
     assert conf.web_enabled is False
     assert conf.web_port == 6123
     assert conf.topic_partitions == 6
