@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
 from streams.cli import console, fail, settings_from
+from streams.dev.runtime import port_is_free
 from streams.dlq import DeadLetter, from_record, replay_headers
 from streams.kafka_io import read_to_end
 from streams.settings import Settings
@@ -34,6 +35,13 @@ def worker_command(
     from streams.worker import build
 
     settings = settings_from(ctx)
+    conf = settings.stream
+    if conf.web_enabled and not port_is_free(conf.web_port, conf.web_host):
+        raise fail(
+            f"port {conf.web_port} for the worker's web server (/metrics) is taken, perhaps by "
+            "another worker on this machine; give each worker its own IOC_STREAM__WEB_PORT",
+            code=2,
+        )
     app, _pipeline = build(settings)
     state = settings.dev.state_dir / "faust"
     app.conf.datadir = state  # tables' local state (none yet) stays out of the working directory
