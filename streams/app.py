@@ -326,6 +326,8 @@ def create_app(settings: Settings, *, id: str | None = None) -> faust.App:
         consumer_max_fetch_size=conf.consumer_max_fetch_size,
         stream_buffer_maxsize=conf.stream_buffer_maxsize,
         broker_commit_interval=conf.commit_interval_s,
+        broker_session_timeout=conf.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, conf.session_timeout_s / 3),
         cython_optimizations=conf.cython_optimizations,
         Stream=faust.Stream if conf.stream_yield_every <= 1 else IngestStream,
         web_enabled=conf.web_enabled,

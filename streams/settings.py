@@ -99,6 +99,13 @@ class StreamSettings(BaseModel):
         32_768, ge=1, description="Events buffered per stream before its partitions are paused."
     )
     commit_interval_s: float = Field(1.0, gt=0, description="Commit acked offsets this often.")
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="A worker that stops heartbeating (killed, frozen) loses its partitions to "
+        "the others after this long (Kafka's session.timeout.ms).",
+    )
     stream_yield_every: int = Field(
         100, ge=1, le=10_000, description="Events a stream takes before yielding (Faust: 1)."
     )
