@@ -90,3 +90,34 @@ async def read_to_end(
             remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
     finally:
         await consumer.stop()
+
+
+async def partition_lag(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """Per partition of `topics`: messages not yet committed by consumer `group`.
+
+    A partition the group never committed counts from its beginning offset.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {tp: ends[tp] - (committed[tp].offset if tp in committed else starts[tp]) for tp in tps}

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from streams.dlq import from_record
-from streams.kafka_io import read_to_end
+from streams.kafka_io import partition_lag, read_to_end
 from streams.settings import Settings
 
 
@@ -114,27 +114,5 @@ def split_expected(
 
 
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
-    """Messages in `topics` not yet committed by consumer `group` (all of them if it never committed)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-            ]
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-    finally:
-        await consumer.stop()
-    return sum(ends[tp] - (committed[tp].offset if tp in committed else starts[tp]) for tp in tps)
+    """Messages in `topics` not yet committed by consumer `group` (all if it never committed)."""
+    return sum((await partition_lag(settings.kafka.bootstrap, group, topics)).values())
