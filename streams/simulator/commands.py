@@ -67,7 +67,10 @@ def simulate_command(
         float, typer.Option(help="Local time zone of the daily patterns, hours from UTC.")
     ] = 7.0,
     zones: Annotated[
-        Path | None, typer.Option(help="Zone GeoJSON (default: the Dak Lak reference zones).")
+        Path | None,
+        typer.Option(
+            help="Zone GeoJSON (default: IOC_GEO__ZONE_FILE, else the Dak Lak reference zones)."
+        ),
     ] = None,
     manifest: Annotated[
         Path | None,
@@ -104,7 +107,9 @@ def simulate_command(
             max_event_bytes=settings.domains.max_event_bytes,
         )
         registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
-        simulation = Simulation(config, registry, ZoneIndex.from_file(zones))
+        simulation = Simulation(
+            config, registry, ZoneIndex.from_file(zones or settings.geo.zone_file)
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         raise fail(f"--{'-'.join(str(p) for p in err['loc'])}: {err['msg']}", 2) from None
