@@ -324,11 +324,7 @@ def test_dead_letter_tools_stats_show_and_replay(stack: Stack) -> None:
     assert expected_unknown > 0
     assert "unknown_type" in stats and "bad_json" in stats
     shown = stack.ioc("dlq", "show", "--reason", "bad_json", "--limit", "3")
-    assert (
-        shown.count("bad_json city.")
-        + shown.count(f"bad_json {stack.settings.kafka.topic_prefix}.")
-        == 3
-    )
+    assert shown.count(f"bad_json {stack.settings.kafka.topic_prefix}.") == 3
 
     replayed = stack.ioc("dlq", "replay", "--reason", "unknown_type")
     assert f"replayed {expected_unknown:,} dead letters" in replayed
