@@ -284,13 +284,14 @@ class TimescaleSink:
                 if classify(exc) is not ErrorKind.TRANSIENT:
                     raise
                 if attempt == self.storage.retry_attempts:
-                    log.warning("sink.backpressure", attempts=attempt, error=_describe(exc))
+                    # The caller logs the outage once (streams.backpressure); here it is detail.
+                    log.debug("sink.retries_exhausted", attempts=attempt, error=_describe(exc))
                     raise Backpressure(
                         f"database unavailable after {attempt} attempts: {_describe(exc)}"
                     ) from exc
                 sleep = min(self.storage.retry_backoff_cap_s, delay)
                 sleep = sleep / 2 + self._rng.uniform(0, sleep / 2)
-                log.info(
+                log.debug(
                     "sink.retry", attempt=attempt, sleep_s=round(sleep, 3), error=_describe(exc)
                 )
                 await asyncio.sleep(sleep)
