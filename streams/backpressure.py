@@ -72,3 +72,29 @@ async def retry_until_done(
                 **context,
             )
         return result
+
+
+class OutageLog:
+    """For a recurring task (a timer): log when it starts failing and when it recovers, once each,
+    rather than once per failed run."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing_since: float | None = None
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            log.warning(f"{self.what}.failing", error=f"{type(exc).__name__}: {exc}")
+
+    def succeeded(self) -> None:
+        if self.failing_since is not None:
+            log.warning(
+                f"{self.what}.recovered",
+                down_s=round(time.monotonic() - self.failing_since, 1),
+                failed_runs=self.failures,
+            )
+            self.failing_since = None
+            self.failures = 0

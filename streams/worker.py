@@ -41,7 +41,7 @@ from sinks.maintenance import maintain
 from sinks.rows import EventRow
 from sinks.timescale import Rejected, TimescaleSink, WriteResult
 from streams.app import create_app
-from streams.backpressure import retry_until_done
+from streams.backpressure import OutageLog, retry_until_done
 from streams.dlq import DeadLetter
 from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import Record, create_topics
@@ -82,9 +82,12 @@ async def ensure_topics(settings: Settings, registry: Registry | None = None) ->
 
 def to_record(event: Any) -> Record:
     msg = event.message
+    headers = msg.headers
+    if type(headers) is not tuple:  # aiokafka hands over a tuple of (str, bytes) already
+        headers = tuple((k, bytes(v)) for k, v in (headers or ()))
     return Record(
-        msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-        tuple((k, bytes(v)) for k, v in (msg.headers or ())), int(msg.timestamp * 1000),
+        msg.topic, msg.partition, msg.offset, msg.key, msg.value, headers,
+        int(msg.timestamp * 1000),
     )  # fmt: skip
 
 
@@ -299,20 +302,26 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, 
     async def stop_pipeline(app: faust.App, **_: Any) -> None:
         await pipeline.stop()
 
+    stats_outage, maintenance_outage = OutageLog("stats"), OutageLog("maintenance")
+
     @app.timer(conf.stats_interval_s)
     async def write_stats() -> None:
         try:
             await record_lag(settings, pipeline.metrics, app.conf.id)
             await asyncio.to_thread(pipeline.write_stats)
         except (psycopg.OperationalError, *KAFKA_TRANSIENT) as exc:
-            log.warning("stats.skipped", error=f"{type(exc).__name__}: {exc}")
+            stats_outage.failed(exc)  # that window's figures are lost; the data is not
+        else:
+            stats_outage.succeeded()
 
     @app.timer(conf.maintenance_interval_s)
     async def maintain_storage() -> None:
         try:
             await asyncio.to_thread(pipeline.maintain_now)
         except psycopg.OperationalError as exc:
-            log.warning("maintenance.skipped", error=f"{type(exc).__name__}: {exc}")
+            maintenance_outage.failed(exc)  # changed ranges are kept for the next run
+        else:
+            maintenance_outage.succeeded()
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -198,6 +198,9 @@ def test_database_down_for_30_seconds_the_worker_waits_and_resumes(
     assert worker.running()
     log = worker.log_path.read_text(errors="replace")
     assert "sink.backpressure" in log and "sink.recovered" in log
+    # once per state change (per agent), not once per retry
+    assert log.count("sink.backpressure") <= len(stack.registry.domains())
+    assert log.count("stats.failing") <= 1 and log.count("maintenance.failing") <= 1
 
 
 def group_members(stack: Stack) -> list[set[tuple[str, int]]]:

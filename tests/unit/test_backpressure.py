@@ -51,3 +51,20 @@ def test_backoff_is_capped() -> None:
     delays = [backoff.next_delay() for _ in range(20)]
     assert max(delays) <= 5.0
     assert min(delays[10:]) >= 2.5
+
+
+def test_outage_log_reports_start_and_end_once() -> None:
+    from structlog.testing import capture_logs
+
+    from streams.backpressure import OutageLog
+
+    outage = OutageLog("stats")
+    with capture_logs() as logs:
+        outage.succeeded()
+        for _ in range(5):
+            outage.failed(ConnectionError("refused"))
+        outage.succeeded()
+        outage.succeeded()
+    events = [entry["event"] for entry in logs]
+    assert events == ["stats.failing", "stats.recovered"]
+    assert logs[1]["failed_runs"] == 5
