@@ -81,7 +81,7 @@ Recommended ingest agent (concurrency 1; the sink waits and retries transient er
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 import aiokafka
@@ -306,6 +306,17 @@ class IngestApp(faust.App):
 
     def _new_transport(self) -> TransportT:
         return IngestTransport(self.conf.broker_consumer, self)
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Faust's, without its Monitor sensor: the pipeline keeps its own figures
+        (streams.metrics, `/metrics`), and the Monitor's per-event bookkeeping (weak-key
+        lookups on every stream event, message in/out) cost ~4% of the worker's CPU in a
+        py-spy profile of a 200k-event drain. Faust's consumer still calls `app.monitor`
+        directly for end offsets and commits; that object exists, it is only not a sensor."""
+        dependencies = super().on_init_dependencies()
+        if self.monitor in self.sensors:
+            self.sensors.remove(self.monitor)
+        return dependencies
 
 
 def create_app(settings: Settings, *, id: str | None = None) -> faust.App:

@@ -96,7 +96,9 @@ def split_batch(
                 d.lon,
                 d.lat,
                 d.subject,
-                d.data,
+                # JSON text straight from pydantic's serializer: the same document as
+                # `d.data` (model_dump to a dict, then orjson in the sink) in one call.
+                d.payload.model_dump_json(exclude_none=True),
             )
         )
         out.measurements.extend(
