@@ -1,0 +1,569 @@
+"""The issue's pipeline benchmark: the same N simulated events through four consumers, one run.
+
+    .venv/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60] [--latency-seconds 40]
+                                       [--only a,b,c,d,latency] [--profile FILE] [--worker-env K=V]
+
+N events (all domains, no faults) are generated once by the simulator as a backfill ending now
+and produced once into fresh topics (8 x 6 partitions); each consumer below reads them from the
+start with its own consumer group and writes to its own scratch database (migrated schema):
+
+  a  our pipeline: one `ioc worker` child (Faust, per-domain ingest agents, split_batch,
+     TimescaleSink); drain time = worker ready (/metrics answers) -> the group's lag is 0.
+  b  naive Faust: Faust's defaults, one agent per topic iterating event by event, one psycopg
+     INSERT per row (the event and each of its measurements), autocommit; stopped after
+     --naive-seconds, its rate extrapolated from the events stored in that time.
+  c  raw ceiling: a plain aiokafka getmany loop doing only COPY of the raw values into an
+     unindexed table (no decoding), offsets committed after each COPY transaction.
+  d  Quix Streams: one StreamingDataFrame per topic into a BatchingSink that calls the same
+     split_batch (decode, validation, zones) and TimescaleSink.write; Quix commits after the
+     sink flushed, as we do.
+
+Then the latency run: fresh topics and database, one worker, the simulator paced at 2,000
+events/s for --latency-seconds; p99 of event time -> database (events.ingest_time, the write
+transaction's start) over all stored events, and the worst per-window p99 the worker wrote to
+pipeline_stats (event time -> commit).
+
+Prints events/s and the ratios a/b, a/c, a/d. Everything it creates (databases, topics, groups'
+offsets go with the topics) is removed at the end. `--profile FILE` attaches py-spy to the
+worker of (a) and writes collapsed stacks to FILE. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from domains import Registry  # noqa: E402
+from geo import ZoneIndex  # noqa: E402
+from sinks.migrate import migrate  # noqa: E402
+from sinks.testing import free_port, scratch_database  # noqa: E402
+from streams.dev.processes import ChildCommand, wait_http_ok  # noqa: E402
+from streams.dev.runtime import LocalPostgres  # noqa: E402
+from streams.kafka_io import create_topics  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from streams.simulator.config import SimulatorConfig  # noqa: E402
+from streams.simulator.generate import Simulation  # noqa: E402
+from streams.simulator.produce import produce  # noqa: E402
+
+PARTITIONS = 6
+
+
+@dataclass
+class Run:
+    """One scratch world: settings for a topic prefix and a database."""
+
+    settings: Settings
+    prefix: str
+    dbname: str
+    logs: Path
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.settings.domains.namespace, self.prefix)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.registry.topics().values())
+
+    def env(self, group: str, **extra: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
+        return base | {
+            "IOC_DB__NAME": self.dbname,
+            "IOC_DB__PORT": str(self.settings.db.port),
+            "IOC_KAFKA__BOOTSTRAP": self.settings.kafka.bootstrap,
+            "IOC_KAFKA__TOPIC_PREFIX": self.prefix,
+            "IOC_STREAM__APP_ID": group,
+            "IOC_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+    def conninfo(self, role: str = "ingest") -> str:
+        db = self.settings.db.model_copy(update={"name": self.dbname})
+        return db.conninfo(role)  # type: ignore[arg-type]
+
+
+@dataclass
+class Figures:
+    rates: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    p99_direct_s: float | None = None
+    p99_stats_s: float | None = None
+    latency_events: int = 0
+
+
+# -- setup ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def scratch_run(settings: Settings, logs: Path, tag: str) -> Iterator[Run]:
+    superuser = LocalPostgres(settings).superuser_conninfo()
+    with scratch_database(superuser, settings.db, f"ioc_bench_{tag}") as dbname:
+        run = Run(settings, f"bench{uuid.uuid4().hex[:6]}", dbname, logs)
+        db = settings.db.model_copy(update={"name": dbname})
+        with psycopg.connect(db.conninfo("owner")) as conn:
+            migrate(conn, db, settings.storage)
+        yield run
+
+
+def simulation(count: int, prefix: str, *, rate: float, start: datetime) -> Simulation:
+    config = SimulatorConfig(count=count, seed=7, rate=rate, start=start, topic_prefix=prefix)
+    return Simulation(config, Registry(topic_prefix=prefix), ZoneIndex.from_file())
+
+
+async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.split(".")[0] in prefixes]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def wait_drained(
+    run: Run, group: str, child: ChildCommand | None, limit_s: float, total: int
+) -> float:
+    """When `group` has committed all `total` messages of the run's (fresh, fully produced)
+    topics. One admin client, polled every 0.5 s: the poller must not steal the CPU it measures."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.settings.kafka.bootstrap)
+    await admin.start()
+    topics = set(run.topics)
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if child is not None and not child.running():
+                raise RuntimeError(f"{child.args} exited:\n{child.log_tail()}")
+            offsets = await admin.list_consumer_group_offsets(group)
+            if sum(o.offset for tp, o in offsets.items() if tp.topic in topics) >= total:
+                return time.monotonic()
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    raise TimeoutError(f"group {group} not drained within {limit_s:.0f}s")
+
+
+def cpu_seconds(worker: int) -> dict[str, float]:
+    """CPU seconds used so far: the worker process, PostgreSQL (live + reaped backends), Kafka."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"worker": 0.0, "postgres": 0.0, "kafka": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(pid) == worker:
+            out["worker"] += used
+        elif name.startswith("postgres"):
+            out["postgres"] += used + (int(fields[13]) + int(fields[14])) / tick
+        elif name == "java":
+            out["kafka"] += used
+    return out
+
+
+def cpu_note(worker: int, before: dict[str, float], seconds: float) -> str:
+    after = cpu_seconds(worker)
+    return ", ".join(f"{k} {(after[k] - before[k]) / seconds:.2f}" for k in after) + " cores"
+
+
+def spawn(args: list[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            args, env=env, cwd=PROJECT_ROOT, start_new_session=True, stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def count_events(run: Run) -> int:
+    with psycopg.connect(run.conninfo()) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- (a) our pipeline ----------------------------------------------------------------------------
+async def run_ours(run: Run, n: int, profile: Path | None, extra_env: dict[str, str]) -> float:
+    group = f"bench-ours-{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    env = run.env(group, IOC_STREAM__WEB_PORT=str(port), **extra_env)
+    worker = ChildCommand(["worker"], run.logs / "worker-a.log", env).start()
+    spy = None
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout=90, child=worker)
+        started = time.monotonic()
+        cpu = cpu_seconds(worker.pid)
+        if profile is not None:
+            spy = spawn(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid),
+                 "--format", "raw", "--output", str(profile), "--rate", "200", "--nonblocking", "--idle"],
+                None, run.logs / "py-spy.log",
+            )  # fmt: skip
+        ended = await wait_drained(run, group, worker, limit_s=max(120, n / 2000), total=n)
+        print(f"  a: cpu {cpu_note(worker.pid, cpu, ended - started)}", flush=True)
+        return n / (ended - started)
+    finally:
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
+        worker.stop(30)
+
+
+# -- (b) naive Faust -----------------------------------------------------------------------------
+NAIVE_EVENT = (
+    "INSERT INTO events (time, id, source, type, domain, entity_id, zone_id, lon, lat, subject,"
+    " data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+NAIVE_MEASUREMENT = (
+    "INSERT INTO measurements (time, domain, metric, entity_id, zone_id, value, unit)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+
+
+def naive_worker_main() -> None:
+    """Child process of (b): what a tutorial would write, with Faust's defaults."""
+    import faust
+    import orjson
+
+    from domains import Decoder, Event
+
+    settings = load_settings()
+    registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
+    decoder = Decoder(registry)
+    zones = ZoneIndex.from_file()
+    app = faust.App(
+        settings.stream.app_id, broker=f"kafka://{settings.kafka.bootstrap}",
+        value_serializer="raw", consumer_auto_offset_reset="earliest", web_enabled=False,
+        autodiscover=False,
+    )  # fmt: skip
+    conns: dict[str, psycopg.AsyncConnection[Any]] = {}
+
+    for domain, topic_name in registry.topics().items():
+
+        async def ingest(stream: Any, domain: str = domain) -> None:
+            if domain not in conns:
+                conns[domain] = await psycopg.AsyncConnection.connect(
+                    settings.db.conninfo("ingest"), autocommit=True
+                )
+            conn = conns[domain]
+            async for event in stream.events():
+                msg = event.message
+                headers = [(k, bytes(v)) for k, v in (msg.headers or ())]
+                d = decoder.decode(msg.value, headers, now=datetime.now(UTC))
+                if not isinstance(d, Event):
+                    continue
+                zone = d.zone_id or (zones.lookup([d.lon], [d.lat])[0] if d.lon else None)
+                await conn.execute(
+                    NAIVE_EVENT,
+                    (d.time, d.id, d.source, d.type, domain, d.entity_id, zone, d.lon, d.lat,
+                     d.subject, orjson.dumps(d.data).decode()),
+                )  # fmt: skip
+                for metric, value, unit in d.measurements():
+                    await conn.execute(
+                        NAIVE_MEASUREMENT, (d.time, domain, metric, d.entity_id, zone, value, unit)
+                    )
+
+        app.agent(app.topic(topic_name), name=f"naive-{domain}")(ingest)
+
+    worker = faust.Worker(app, loglevel="WARNING")
+    worker.execute_from_commandline()
+
+
+async def run_naive(run: Run, seconds: float) -> float:
+    group = f"bench-naive-{uuid.uuid4().hex[:6]}"
+    env = run.env(group)
+    child = spawn([sys.executable, __file__, "_naive"], env, run.logs / "naive.log")
+    try:
+        deadline = time.monotonic() + 120
+        first = 0
+        while first == 0:  # the clock starts at the first stored event (after the rebalance)
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"naive worker did not store anything (see {run.logs})")
+            await asyncio.sleep(0.5)
+            first = await asyncio.to_thread(count_events, run)
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        stored = await asyncio.to_thread(count_events, run)
+        return (stored - first) / (time.monotonic() - started)
+    finally:
+        os.killpg(child.pid, 15)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, 9)
+            child.wait(10)
+
+
+# -- (c) raw ceiling -----------------------------------------------------------------------------
+async def run_raw(run: Run, n: int) -> float:
+    owner = run.conninfo("owner")
+    with psycopg.connect(owner) as conn:
+        conn.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS bench_raw (topic text, part int, off bigint, value bytea)"
+        )
+        conn.execute("GRANT INSERT, SELECT ON bench_raw TO " + run.settings.db.ingest_user)
+    consumer = AIOKafkaConsumer(
+        *run.topics, bootstrap_servers=run.settings.kafka.bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024**2,
+        fetch_max_bytes=64 * 1024**2,
+    )  # fmt: skip
+    await consumer.start()
+    conn = await psycopg.AsyncConnection.connect(run.conninfo())
+    seen = 0
+    try:
+        started = None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            if not batches:
+                continue
+            started = started or time.monotonic()
+            copy_sql = "COPY bench_raw (topic, part, off, value) FROM STDIN"
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for tp, messages in batches.items():
+                    for m in messages:
+                        await copy.write_row((tp.topic, tp.partition, m.offset, m.value))
+                        seen += 1
+            await consumer.commit()
+        assert started is not None
+        return n / (time.monotonic() - started)
+    finally:
+        await conn.close()
+        await consumer.stop()
+
+
+# -- (d) Quix Streams ----------------------------------------------------------------------------
+def quix_worker_main() -> None:
+    """Child process of (d): Quix Streams around the same pure functions and sink."""
+    from quixstreams import Application
+    from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+
+    from domains import Decoder
+    from sinks.errors import Backpressure
+    from sinks.timescale import TimescaleSink
+    from streams.ingest import split_batch
+    from streams.kafka_io import Record
+
+    settings = load_settings()
+    registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
+    decoder = Decoder(registry)
+    zones = ZoneIndex.from_file()
+    loop = asyncio.new_event_loop()
+    sink = TimescaleSink.from_settings(settings.db, settings.storage)
+    loop.run_until_complete(sink.open())
+    horizon = timedelta(seconds=settings.stream.late_horizon_s)
+
+    class IocSink(BatchingSink):
+        def __init__(self, domain: str) -> None:
+            super().__init__()
+            self.domain = domain
+
+        def write(self, batch: SinkBatch) -> None:
+            records = [
+                Record(batch.topic, batch.partition, item.offset, item.key, item.value,
+                       tuple((k, bytes(v)) for k, v in (item.headers or ())), item.timestamp)
+                for item in batch
+            ]  # fmt: skip
+            split = split_batch(
+                records, domain=self.domain, decoder=decoder, zones=zones,
+                now=datetime.now(UTC), late_horizon=horizon,
+            )  # fmt: skip
+            try:
+                loop.run_until_complete(sink.write(split.batch()))
+            except Backpressure as exc:
+                raise SinkBackpressureError(retry_after=1.0) from exc
+
+    app = Application(
+        broker_address=settings.kafka.bootstrap, consumer_group=settings.stream.app_id,
+        auto_offset_reset="earliest", commit_interval=1.0,
+        state_dir=tempfile.mkdtemp(prefix="quix-state-"), auto_create_topics=False,
+        use_changelog_topics=False,
+    )  # fmt: skip
+    for domain, topic_name in registry.topics().items():
+        topic = app.topic(topic_name, value_deserializer="bytes", key_deserializer="bytes")
+        app.dataframe(topic).sink(IocSink(domain))
+    app.run()
+
+
+async def run_quix(run: Run, n: int) -> float:
+    group = f"bench-quix-{uuid.uuid4().hex[:6]}"
+    child = spawn([sys.executable, __file__, "_quix"], run.env(group), run.logs / "quix.log")
+    try:
+        deadline = time.monotonic() + 120
+        while await asyncio.to_thread(count_events, run) == 0:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"quix app did not store anything (see {run.logs})")
+            await asyncio.sleep(0.25)
+        started = time.monotonic()  # clock from the first stored batch (after assignment)
+        ended = await wait_drained(run, group, None, limit_s=max(180, n / 1000), total=n)
+        return n / (ended - started)
+    finally:
+        os.killpg(child.pid, 15)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, 9)
+            child.wait(10)
+
+
+# -- latency at a fixed rate ---------------------------------------------------------------------
+async def run_latency(run: Run, seconds: float, rate: float, figures: Figures) -> None:
+    group = f"bench-latency-{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    env = run.env(group, IOC_STREAM__WEB_PORT=str(port), IOC_STREAM__STATS_INTERVAL_S="2")
+    worker = ChildCommand(["worker"], run.logs / "worker-latency.log", env).start()
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout=90, child=worker)
+        await asyncio.sleep(3)  # partitions assigned
+        n = int(seconds * rate)
+        sim = simulation(n, run.prefix, rate=rate, start=datetime.now(UTC))
+        await produce(sim.messages(), run.settings.kafka.bootstrap, rate=rate)
+        await wait_drained(run, group, worker, limit_s=60, total=n)
+        await asyncio.sleep(2.5)  # the last stats window
+    finally:
+        worker.stop(30)
+    with psycopg.connect(run.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM ingest_time - time)),"
+            " count(*) FROM events"
+        ).fetchone()
+        stats = conn.execute(
+            "SELECT max(latency_p99_s) FROM pipeline_stats WHERE stored > 0"
+        ).fetchone()
+    assert row is not None and stats is not None
+    figures.p99_direct_s, figures.latency_events = row[0], row[1]
+    figures.p99_stats_s = stats[0]
+
+
+# -- main ----------------------------------------------------------------------------------------
+async def bench(args: argparse.Namespace) -> Figures:
+    settings = load_settings()
+    figures = Figures()
+    only = set(args.only.split(","))
+    logs = Path(tempfile.mkdtemp(prefix="ioc-bench-pipeline-"))
+    prefixes: list[str] = []
+    n = args.events
+    with contextlib.ExitStack() as stack:
+        try:
+            runs = {
+                k: stack.enter_context(scratch_run(settings, logs, k))
+                for k in ("a", "b", "c", "d")
+                if k in only
+            }
+            if runs:
+                first = next(iter(runs.values()))
+                for run in runs.values():
+                    run.prefix = first.prefix  # one set of topics, read by every consumer
+                prefixes.append(first.prefix)
+                await create_topics(
+                    settings.kafka.bootstrap, dict.fromkeys(first.topics, PARTITIONS)
+                )
+                sim = simulation(
+                    n,
+                    first.prefix,
+                    rate=2000.0,
+                    start=datetime.now(UTC) - timedelta(seconds=n / 2000),
+                )
+                t = time.monotonic()
+                report = await produce(sim.messages(), settings.kafka.bootstrap)
+                print(f"produced {report.sent:,} events in {time.monotonic() - t:.0f}s", flush=True)
+            for key, label in (("a", "ours"), ("c", "raw"), ("d", "quix"), ("b", "naive")):
+                if key not in runs:
+                    continue
+                t = time.monotonic()
+                if key == "a":
+                    figures.rates[key] = await run_ours(
+                        runs[key], n, args.profile, dict(kv.split("=", 1) for kv in args.worker_env)
+                    )
+                elif key == "b":
+                    figures.rates[key] = await run_naive(runs[key], args.naive_seconds)
+                    figures.notes[key] = f"extrapolated from {args.naive_seconds:.0f}s"
+                elif key == "c":
+                    figures.rates[key] = await run_raw(runs[key], n)
+                else:
+                    figures.rates[key] = await run_quix(runs[key], n)
+                print(
+                    f"  {key} {label:6s} {figures.rates[key]:10,.0f} events/s"
+                    f"  ({time.monotonic() - t:.0f}s)",
+                    flush=True,
+                )
+            if "latency" in only:
+                with scratch_run(settings, logs, "lat") as run:
+                    prefixes.append(run.prefix)
+                    await create_topics(
+                        settings.kafka.bootstrap, dict.fromkeys(run.topics, PARTITIONS)
+                    )
+                    await run_latency(run, args.latency_seconds, 2000.0, figures)
+        finally:
+            if prefixes:
+                await delete_topics(settings.kafka.bootstrap, prefixes)
+    print(f"logs: {logs}")
+    return figures
+
+
+def report(figures: Figures, n: int) -> None:
+    names = {
+        "a": "ours (ioc worker)",
+        "b": "naive Faust, INSERT per row",
+        "c": "raw aiokafka + COPY",
+        "d": "Quix Streams + our functions",
+    }
+    print(f"\n{n:,} events, all domains, 8 topics x {PARTITIONS} partitions, one process each")
+    for key, name in names.items():
+        if key in figures.rates:
+            note = f"  ({figures.notes[key]})" if key in figures.notes else ""
+            print(f"  ({key}) {name:30s} {figures.rates[key]:10,.0f} events/s{note}")
+    a = figures.rates.get("a")
+    for key in ("b", "c", "d"):
+        if a and figures.rates.get(key):
+            print(f"  a/{key} = {a / figures.rates[key]:.2f}")
+    if figures.p99_direct_s is not None:
+        print(
+            f"  p99 latency at 2,000 events/s ({figures.latency_events:,} events):"
+            f" event time -> write {figures.p99_direct_s:.3f}s;"
+            f" worst 2 s window p99 (-> commit) {figures.p99_stats_s or 0:.3f}s"
+        )
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_naive"]:
+        sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+        naive_worker_main()
+        return
+    if sys.argv[1:2] == ["_quix"]:
+        quix_worker_main()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--naive-seconds", type=float, default=60.0)
+    parser.add_argument("--latency-seconds", type=float, default=40.0)
+    parser.add_argument("--only", default="a,b,c,d,latency")
+    parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--worker-env", action="append", default=[], help="KEY=VALUE for (a)'s worker (ablations)"
+    )
+    args = parser.parse_args()
+    figures = asyncio.run(bench(args))
+    report(figures, args.events)
+
+
+if __name__ == "__main__":
+    main()
