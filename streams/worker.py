@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,14 @@ KAFKA_TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+#: Refreshing the aggregates may take at most about this share of the worker's time: after a run
+#: that took d seconds, the next starts no sooner than d / share later (and no sooner than the
+#: maintenance interval). A refresh recomputes every touched bucket from the raw rows, so while a
+#: large backlog drains each run gets longer; refreshing every 10 s regardless cost ~17% of the
+#: drain rate (1M events: 9,598 events/s with it, 11,556 without; PostgreSQL 0.83 -> 0.51 cores).
+MAINTENANCE_SHARE = 0.1
 
 
 def registry_for(settings: Settings) -> Registry:
@@ -314,14 +323,20 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, 
         else:
             stats_outage.succeeded()
 
+    next_maintenance = [0.0]  # monotonic time before which a timer tick skips the run
+
     @app.timer(conf.maintenance_interval_s)
     async def maintain_storage() -> None:
+        started = time.monotonic()
+        if started < next_maintenance[0]:
+            return  # the changed ranges wait for the next run, none is dropped
         try:
             await asyncio.to_thread(pipeline.maintain_now)
         except psycopg.OperationalError as exc:
             maintenance_outage.failed(exc)  # changed ranges are kept for the next run
-        else:
+        else:  # a failed run (database down) is retried at the next tick, as before
             maintenance_outage.succeeded()
+            next_maintenance[0] = started + (time.monotonic() - started) / MAINTENANCE_SHARE
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
