@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,15 @@ async def partition_lag(bootstrap: str, group: str, topics: list[str]) -> dict[T
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
+        # A new broker has no group coordinator until __consumer_offsets exists: ask again.
+        for attempt in range(40):
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+                break
+            except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                if attempt == 39:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)

@@ -31,9 +31,13 @@ import faust
 import orjson
 import psycopg
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+)
 
 from domains import Decoder, Registry
 from geo import ZoneIndex
@@ -45,7 +49,7 @@ from streams.app import create_app
 from streams.backpressure import OutageLog, retry_until_done
 from streams.dlq import DeadLetter
 from streams.ingest import dead_letter, split_batch
-from streams.kafka_io import Record, create_topics
+from streams.kafka_io import Record, create_topics, partition_lag
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
 
@@ -268,24 +272,10 @@ class Pipeline:
 
 
 async def record_lag(settings: Settings, metrics: PipelineMetrics, group: str) -> None:
-    """Consumer lag per partition: end offsets minus the group's committed offsets."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    tps = [tp for tp in committed if tp.topic in metrics.topic_domain]
-    if not tps:
-        return
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    for tp in tps:
-        metrics.record_lag(tp.topic, tp.partition, ends[tp] - committed[tp].offset)
+    """Consumer lag per partition of the domain topics: end offsets minus committed offsets."""
+    lags = await partition_lag(settings.kafka.bootstrap, group, list(metrics.topic_domain))
+    for tp, lag in lags.items():
+        metrics.record_lag(tp.topic, tp.partition, lag)
 
 
 def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, Pipeline]:
@@ -318,7 +308,7 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, 
         try:
             await record_lag(settings, pipeline.metrics, app.conf.id)
             await asyncio.to_thread(pipeline.write_stats)
-        except (psycopg.OperationalError, *KAFKA_TRANSIENT) as exc:
+        except (psycopg.OperationalError, KafkaError, *KAFKA_TRANSIENT) as exc:
             stats_outage.failed(exc)  # that window's figures are lost; the data is not
         else:
             stats_outage.succeeded()
