@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from streams.kafka_io import read_to_end
+
 Headers = Sequence[tuple[str, bytes]]
 
 PREFIX = "ioc_"
@@ -49,6 +51,12 @@ class DeadLetter:
     replay_count: int = 0
     rejected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def origin(self) -> tuple[str, int, int, int]:
+        """Where it came from (topic, partition, offset) and at which replay: a batch redelivered
+        after a crash sends its dead letters again, and they count once by this key."""
+        return (self.topic, self.partition, self.offset, self.replay_count)
+
     def kafka_headers(self) -> list[tuple[str, bytes]]:
         """The original headers (minus earlier ioc_* ones) followed by ours."""
         ours = [
@@ -62,6 +70,29 @@ class DeadLetter:
             (REJECTED_AT, self.rejected_at.isoformat()),
         ]
         return [*original_headers(self.headers), *((k, v.encode()) for k, v in ours)]
+
+
+def dlq_topic(topic_prefix: str) -> str:
+    return f"{topic_prefix}.dlq"
+
+
+def unique_by_origin(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
+    """One letter per origin (see `DeadLetter.origin`), the first seen."""
+    seen: set[tuple[str, int, int, int]] = set()
+    unique = []
+    for letter in letters:
+        if letter.origin not in seen:
+            seen.add(letter.origin)
+            unique.append(letter)
+    return unique
+
+
+async def read_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
+    """Every dead letter in `topic` up to its current end, oldest first per partition."""
+    return [
+        from_record(record.key, record.value, record.headers)
+        async for _consumer, record in read_to_end(bootstrap, topic)
+    ]
 
 
 def original_headers(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from streams.cli import console, fail, settings_from
 from streams.dev.runtime import port_is_free
-from streams.dlq import DeadLetter, from_record, replay_headers
+from streams.dlq import (
+    DeadLetter,
+    dlq_topic,
+    from_record,
+    read_letters,
+    replay_headers,
+    unique_by_origin,
+)
 from streams.kafka_io import read_to_end
 from streams.settings import Settings
 
@@ -82,50 +89,22 @@ def topics_create(ctx: typer.Context) -> None:
         console.print(f"{name}: {what} ({partitions[name]} partitions)", highlight=False)
 
 
-def dlq_topic(settings: Settings) -> str:
-    return f"{settings.kafka.topic_prefix}.dlq"
-
-
-async def read_letters(
-    settings: Settings, *, group_id: str | None = None
-) -> list[tuple[int, int, DeadLetter]]:
-    """Every dead letter (DLQ partition, DLQ offset, letter), oldest first per partition."""
-    out = []
-    async for _consumer, record in read_to_end(
-        settings.kafka.bootstrap, dlq_topic(settings), group_id=group_id
-    ):
-        out.append(
-            (record.partition, record.offset, from_record(record.key, record.value, record.headers))
-        )
-    return out
-
-
-def unique_by_origin(letters: list[DeadLetter]) -> list[DeadLetter]:
-    """One letter per origin (topic, partition, offset, replay count): a batch redelivered after a
-    crash sends its dead letters again; they count once."""
-    seen: set[tuple[str, int, int, int]] = set()
-    unique = []
-    for letter in letters:
-        key = (letter.topic, letter.partition, letter.offset, letter.replay_count)
-        if key not in seen:
-            seen.add(key)
-            unique.append(letter)
-    return unique
-
-
-def domain_of(settings: Settings, topic: str) -> str:
-    from streams.worker import registry_for
-
-    return registry_for(settings).domain_of_topic(topic) or topic
+def letters_in_dlq(settings: Settings) -> list[DeadLetter]:
+    return asyncio.run(
+        read_letters(settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix))
+    )
 
 
 @dlq_app.command("stats")
 def dlq_stats(ctx: typer.Context) -> None:
     """Dead letters by reason and domain (each origin offset counted once)."""
     settings = settings_from(ctx)
-    letters = unique_by_origin([letter for _, _, letter in asyncio.run(read_letters(settings))])
-    counts = Counter((letter.reason, domain_of(settings, letter.topic)) for letter in letters)
-    table = Table(title=f"{dlq_topic(settings)}: {len(letters):,} dead letters")
+    from streams.worker import registry_for
+
+    registry = registry_for(settings)
+    letters = unique_by_origin(letters_in_dlq(settings))
+    counts = Counter((x.reason, registry.domain_of_topic(x.topic) or x.topic) for x in letters)
+    table = Table(title=f"{dlq_topic(settings.kafka.topic_prefix)}: {len(letters):,} dead letters")
     for column in ("reason", "domain", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
     for (reason, domain), count in sorted(counts.items()):
@@ -141,7 +120,7 @@ def dlq_show(
 ) -> None:
     """The newest dead letters: reason, message, origin and the start of the original bytes."""
     settings = settings_from(ctx)
-    letters = [letter for _, _, letter in asyncio.run(read_letters(settings))]
+    letters = letters_in_dlq(settings)
     letters = [x for x in letters if reason is None or x.reason == reason][-limit:]
     for letter in letters:
         preview = (letter.value or b"")[:160].decode(errors="replace")
@@ -185,14 +164,13 @@ async def replay(settings: Settings, reason: str, *, dry_run: bool = False) -> i
     read_up_to: dict[TopicPartition, int] = {}
     try:
         async for _consumer, record in read_to_end(
-            settings.kafka.bootstrap, dlq_topic(settings), group_id=group
+            settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix), group_id=group
         ):
             read_up_to[TopicPartition(record.topic, record.partition)] = record.offset + 1
             letter = from_record(record.key, record.value, record.headers)
-            origin = (letter.topic, letter.partition, letter.offset, letter.replay_count)
-            if letter.reason != reason or origin in seen or not letter.topic:
+            if letter.reason != reason or letter.origin in seen or not letter.topic:
                 continue
-            seen.add(origin)
+            seen.add(letter.origin)
             sent += 1
             if not dry_run:
                 await producer.send(

@@ -47,7 +47,7 @@ from sinks.rows import EventRow
 from sinks.timescale import Rejected, TimescaleSink, WriteResult
 from streams.app import create_app
 from streams.backpressure import OutageLog, retry_until_done
-from streams.dlq import DeadLetter
+from streams.dlq import DeadLetter, dlq_topic
 from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import Record, create_topics, partition_lag
 from streams.metrics import PipelineMetrics
@@ -78,7 +78,7 @@ def registry_for(settings: Settings) -> Registry:
 
 def service_topics(settings: Settings) -> dict[str, str]:
     prefix = settings.kafka.topic_prefix
-    return {"dlq": f"{prefix}.dlq", "incidents": f"{prefix}.incidents"}
+    return {"dlq": dlq_topic(prefix), "incidents": f"{prefix}.incidents"}
 
 
 def all_topics(settings: Settings, registry: Registry) -> dict[str, int]:

@@ -17,8 +17,8 @@ from typing import Any
 
 import psycopg
 
-from streams.dlq import from_record
-from streams.kafka_io import partition_lag, read_to_end
+from streams.dlq import dlq_topic, read_letters, unique_by_origin
+from streams.kafka_io import partition_lag
 from streams.settings import Settings
 
 
@@ -57,15 +57,9 @@ def database_counts(
 
 async def dead_letter_counts(settings: Settings, registry: Any) -> dict[str, Counter[str]]:
     """Dead letters per domain and reason, each origin (topic, partition, offset) once."""
-    seen: set[tuple[str, int, int, int]] = set()
     out: dict[str, Counter[str]] = defaultdict(Counter)
-    topic = f"{settings.kafka.topic_prefix}.dlq"
-    async for _consumer, record in read_to_end(settings.kafka.bootstrap, topic):
-        letter = from_record(record.key, record.value, record.headers)
-        origin = (letter.topic, letter.partition, letter.offset, letter.replay_count)
-        if origin in seen:
-            continue
-        seen.add(origin)
+    letters = await read_letters(settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix))
+    for letter in unique_by_origin(letters):
         out[registry.domain_of_topic(letter.topic) or letter.topic][letter.reason] += 1
     return out
 

@@ -222,7 +222,6 @@ class LocalKafka:
         self.install()
         self.write_config()
         self.format_storage()
-        env = dict(os.environ, KAFKA_HEAP_OPTS=f"-Xmx{self.settings.dev.kafka_heap}")
         cmd = [
             "java",
             "-Xms256m",
@@ -236,7 +235,7 @@ class LocalKafka:
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True, cwd=self.home,
+                start_new_session=True, cwd=self.home,
             )  # fmt: skip
         self.pid_file.write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + self.settings.dev.start_timeout_s

@@ -28,7 +28,7 @@ from sinks.testing import free_port, scratch_database
 from streams.dev.accounting import Observed, observe, split_expected, wait_until_accounted
 from streams.dev.processes import ChildCommand, wait_http_ok
 from streams.dev.runtime import LocalPostgres
-from streams.dlq import DeadLetter, from_record
+from streams.dlq import DeadLetter, dlq_topic, read_letters
 from streams.settings import Settings, load_settings
 from streams.simulator.generate import Manifest
 
@@ -364,11 +364,6 @@ def test_dead_letter_tools_stats_show_and_replay(stack: Stack) -> None:
 
 
 async def read_all_letters(stack: Stack) -> list[DeadLetter]:
-    from streams.kafka_io import read_to_end
-
-    out = []
-    async for _consumer, record in read_to_end(
-        stack.settings.kafka.bootstrap, f"{stack.settings.kafka.topic_prefix}.dlq"
-    ):
-        out.append(from_record(record.key, record.value, record.headers))
-    return out
+    return await read_letters(
+        stack.settings.kafka.bootstrap, dlq_topic(stack.settings.kafka.topic_prefix)
+    )

@@ -21,6 +21,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import ConnectionPool
 
+from sinks.testing import free_port
 from streams.dev.runtime import PROJECT_ROOT
 from streams.dev.smoke import consume, ensure_topic, produce, run_smoke
 from streams.settings import Settings
@@ -35,12 +36,6 @@ def ioc(
         [sys.executable, "-m", "streams", *args],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT, check=False,
     )  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_ten_thousand_messages_through_a_consumer_group(
