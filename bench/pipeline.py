@@ -40,7 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -199,14 +199,6 @@ def cpu_note(worker: int, before: dict[str, float], seconds: float) -> str:
     return ", ".join(f"{k} {(after[k] - before[k]) / seconds:.2f}" for k in after) + " cores"
 
 
-def spawn(args: list[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            args, env=env, cwd=PROJECT_ROOT, start_new_session=True, stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
-
 def count_events(run: Run) -> int:
     with psycopg.connect(run.conninfo()) as conn:
         row = conn.execute("SELECT count(*) FROM events").fetchone()
@@ -226,17 +218,17 @@ async def run_ours(run: Run, n: int, profile: Path | None, extra_env: dict[str, 
         started = time.monotonic()
         cpu = cpu_seconds(worker.pid)
         if profile is not None:
-            spy = spawn(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid),
-                 "--format", "raw", "--output", str(profile), "--rate", "200", "--nonblocking", "--idle"],
-                None, run.logs / "py-spy.log",
-            )  # fmt: skip
+            spy = ChildCommand(
+                ["record", "--pid", str(worker.pid), "--format", "raw", "--output", str(profile),
+                 "--rate", "200", "--nonblocking", "--idle"],
+                run.logs / "py-spy.log", program=[str(Path(sys.executable).parent / "py-spy")],
+            ).start()  # fmt: skip
         ended = await wait_drained(run, group, worker, limit_s=max(120, n / 2000), total=n)
         print(f"  a: cpu {cpu_note(worker.pid, cpu, ended - started)}", flush=True)
         return n / (ended - started)
     finally:
-        if spy is not None:
-            spy.send_signal(2)
+        if spy is not None:  # SIGINT makes py-spy write its profile
+            os.killpg(spy.pid, signal.SIGINT)
             spy.wait(30)
         worker.stop(30)
 
@@ -305,12 +297,14 @@ async def run_naive(run: Run, seconds: float) -> float:
     group = f"bench-naive-{uuid.uuid4().hex[:6]}"
     FAUST_GROUPS.append(group)
     env = run.env(group)
-    child = spawn([sys.executable, __file__, "_naive"], env, run.logs / "naive.log")
+    child = ChildCommand(
+        [__file__, "_naive"], run.logs / "naive.log", env, program=[sys.executable]
+    ).start()
     try:
         deadline = time.monotonic() + 120
         first = 0
         while first == 0:  # the clock starts at the first stored event (after the rebalance)
-            if child.poll() is not None or time.monotonic() > deadline:
+            if not child.running() or time.monotonic() > deadline:
                 raise RuntimeError(f"naive worker did not store anything (see {run.logs})")
             await asyncio.sleep(0.5)
             first = await asyncio.to_thread(count_events, run)
@@ -319,12 +313,7 @@ async def run_naive(run: Run, seconds: float) -> float:
         stored = await asyncio.to_thread(count_events, run)
         return (stored - first) / (time.monotonic() - started)
     finally:
-        os.killpg(child.pid, 15)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, 9)
-            child.wait(10)
+        child.stop(30)
 
 
 # -- (c) raw ceiling -----------------------------------------------------------------------------
@@ -420,23 +409,20 @@ def quix_worker_main() -> None:
 
 async def run_quix(run: Run, n: int) -> float:
     group = f"bench-quix-{uuid.uuid4().hex[:6]}"
-    child = spawn([sys.executable, __file__, "_quix"], run.env(group), run.logs / "quix.log")
+    child = ChildCommand(
+        [__file__, "_quix"], run.logs / "quix.log", run.env(group), program=[sys.executable]
+    ).start()
     try:
         deadline = time.monotonic() + 120
         while await asyncio.to_thread(count_events, run) == 0:
-            if child.poll() is not None or time.monotonic() > deadline:
+            if not child.running() or time.monotonic() > deadline:
                 raise RuntimeError(f"quix app did not store anything (see {run.logs})")
             await asyncio.sleep(0.25)
         started = time.monotonic()  # clock from the first stored batch (after assignment)
         ended = await wait_drained(run, group, None, limit_s=max(180, n / 1000), total=n)
         return n / (ended - started)
     finally:
-        os.killpg(child.pid, 15)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, 9)
-            child.wait(10)
+        child.stop(30)
 
 
 # -- latency at a fixed rate ---------------------------------------------------------------------

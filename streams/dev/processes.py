@@ -16,10 +16,19 @@ from streams.dev.runtime import PROJECT_ROOT
 
 
 class ChildCommand:
-    """One `python -m streams ...` child with its output in a log file."""
+    """One child process (by default `python -m streams ...`) in its own process group, with its
+    output in a log file."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        program: list[str] | None = None,
+    ) -> None:
         self.args = args
+        self.program = [sys.executable, "-m", "streams"] if program is None else program
         self.log_path = log_path
         self.env = dict(os.environ if env is None else env)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -28,7 +37,7 @@ class ChildCommand:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", *self.args],
+                [*self.program, *self.args],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=PROJECT_ROOT, start_new_session=True,
             )  # fmt: skip
