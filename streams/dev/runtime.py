@@ -308,13 +308,39 @@ class LocalPostgres:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.home = state_dir(settings) / "pg"
-        self.data = self.home / "data"
-        self.run_dir = self.home / "run"
-        self.log_file = self.home / "postgres.log"
+        self.link = state_dir(settings) / "pg"
         self.bin = settings.dev.pg_bin_dir
         self.port = settings.db.port
         self.as_root = os.geteuid() == 0
+        self._place(self.link.resolve() if self.link.is_symlink() else self.link)
+
+    def _place(self, home: Path) -> None:
+        self.home = home
+        self.data = home / "data"
+        self.run_dir = home / "run"
+        self.log_file = home / "postgres.log"
+
+    def _relocate_if_unreachable(self) -> None:
+        """Run as root, the cluster belongs to the `postgres` user, who must be able to reach it.
+        A checkout under a private directory (mktemp -d, a 0700 home) is out of its reach: then
+        the cluster lives in the postgres user's own home, keyed by this state dir, and
+        .local/pg is a symlink to it (logged, and shown by `ioc dev status`)."""
+        parent = self.link.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if not self.as_root or self._run("test", "-x", parent, check=False).returncode == 0:
+            return
+        home = Path(pwd.getpwnam(self.settings.dev.pg_os_user).pw_dir)
+        key = hashlib.sha256(str(self.link.resolve()).encode()).hexdigest()[:12]
+        target = home / "ioc-dev" / key
+        target.mkdir(parents=True, exist_ok=True)
+        self._own(target.parent, target)
+        self.link.symlink_to(target, target_is_directory=True)
+        log.warning(
+            "postgres.data_outside_checkout",
+            reason=f"user {self.settings.dev.pg_os_user} cannot reach {parent}",
+            data=str(target),
+        )
+        self._place(target)
 
     # -- install ------------------------------------------------------------------------------
     def installed(self) -> bool:
@@ -355,6 +381,8 @@ class LocalPostgres:
     def init_cluster(self) -> bool:
         if (self.data / "PG_VERSION").exists():
             return False
+        if not self.link.exists() and not self.link.is_symlink():
+            self._relocate_if_unreachable()
         self.home.mkdir(parents=True, exist_ok=True)
         for path in (self.data, self.run_dir):
             path.mkdir(parents=True, exist_ok=True)

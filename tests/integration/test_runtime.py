@@ -105,7 +105,9 @@ def private_runtime() -> Iterator[dict[str, str]]:
         yield env
     finally:
         ioc("dev", "down", env=env)
+        cluster = (state / "pg").resolve()  # outside the checkout when postgres cannot reach it
         shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(cluster, ignore_errors=True)
 
 
 def test_down_then_up_keeps_data(private_runtime: dict[str, str]) -> None:
