@@ -18,6 +18,8 @@ Cases
 - faust-tuned: `streams.app.create_app`: those settings + IngestConsumer (one wait_first per
   fetched batch instead of per event) + IngestStream (yield to the loop every 100 events, not
   before every event) + fetch_max_wait_ms from settings.
+- faust-chunks: `create_app` as the worker runs it: faust-tuned + one Faust message per
+  partition per fetch (streams.app.RecordChunk, agent on `IngestStream.take_records`).
 - ablations (--cases tuned-...): faust-tuned with one change taken back (ABLATIONS).
 
 Measured here (2 cores shared with three other engineers' work, broker and PostgreSQL on the
@@ -68,10 +70,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from streams.app import faust_datadir  # noqa: E402
 from streams.dev.smoke import ensure_topic, produce  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 
-CASES = ["raw", "faust-default", "faust-settings", "faust-tuned"]
+CASES = ["raw", "faust-default", "faust-settings", "faust-tuned", "faust-chunks"]
 #: faust-tuned with one of its changes taken back, to see what each one buys.
 ABLATIONS = {
     "tuned-stock-drainer": "Faust's per-event wait_first drainer",
@@ -162,6 +165,7 @@ def stock_app(settings: Settings, group: str, tuned: bool) -> Any:
         broker=f"kafka://{settings.kafka.bootstrap}",
         web_enabled=False,
         autodiscover=False,
+        datadir=faust_datadir(settings),
         **knobs,
     )
 
@@ -176,12 +180,15 @@ async def run_faust(
         app = stock_app(settings, group, tuned=False)
     elif case == "faust-settings":
         app = stock_app(settings, group, tuned=True)
+    elif case == "faust-chunks":
+        stream = settings.stream.model_copy(update={"web_enabled": False, "read_chunks": True})
+        app = create_app(settings.model_copy(update={"stream": stream}), id=group)
     elif case == "faust-tuned" or case in ABLATIONS:
         from faust.transport.consumer import Consumer as StockConsumer
 
         from streams.app import IngestConsumer
 
-        update: dict[str, Any] = {"web_enabled": False}
+        update: dict[str, Any] = {"web_enabled": False, "read_chunks": False}
         if case == "tuned-cython":
             update["cython_optimizations"] = True
         if case == "tuned-stock-yield":
@@ -199,8 +206,15 @@ async def run_faust(
     batch_size, within = settings.stream.batch_size, settings.stream.batch_window_s
 
     async def consume(stream: Any) -> None:
-        async for batch in stream.take(batch_size, within=within):
-            meter.add(batch)
+        if case == "faust-chunks":
+            async for records in stream.take_records(batch_size, within=within):
+                meter.add([r.value for r in records])
+        else:
+            async for batch in stream.take(batch_size, within=within):
+                meter.add(batch)
+
+    if case == "faust-chunks":
+        app.chunk_topics(topic)
 
     app.agent(source, name=f"bench.{case}")(consume)
     await app.start()

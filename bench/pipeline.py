@@ -62,6 +62,7 @@ from domains import Registry  # noqa: E402
 from geo import ZoneIndex  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.testing import free_port, scratch_database  # noqa: E402
+from streams.app import faust_datadir  # noqa: E402
 from streams.dev.processes import ChildCommand, wait_http_ok  # noqa: E402
 from streams.dev.runtime import LocalPostgres  # noqa: E402
 from streams.kafka_io import create_topics  # noqa: E402
@@ -258,7 +259,7 @@ def naive_worker_main() -> None:
     app = faust.App(
         settings.stream.app_id, broker=f"kafka://{settings.kafka.bootstrap}",
         value_serializer="raw", consumer_auto_offset_reset="earliest", web_enabled=False,
-        autodiscover=False,
+        autodiscover=False, datadir=faust_datadir(settings),
     )  # fmt: skip
     conns: dict[str, psycopg.AsyncConnection[Any]] = {}
 

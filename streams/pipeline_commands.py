@@ -54,8 +54,6 @@ def worker_command(
             code=2,
         )
     app, _pipeline = build(settings)
-    state = settings.dev.state_dir / "faust"
-    app.conf.datadir = state  # tables' local state (none yet) stays out of the working directory
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     tune_gc()
     worker.execute_from_commandline()

@@ -98,6 +98,16 @@ class StreamSettings(BaseModel):
     stream_buffer_maxsize: int = Field(
         32_768, ge=1, description="Events buffered per stream before its partitions are paused."
     )
+    read_chunks: bool = Field(
+        True,
+        description="Hand each ingest agent one Faust message per partition per fetch (a chunk "
+        "of records, streams/app.py RecordChunk) instead of one per record; false = Faust's "
+        "per-record path, kept for comparison.",
+    )
+    chunk_buffer_maxsize: int = Field(
+        16, ge=1, le=4096, description="With read_chunks: chunks buffered per ingest stream "
+        "before its partitions are paused (a chunk holds up to one fetch of a partition).",
+    )  # fmt: skip
     commit_interval_s: float = Field(1.0, gt=0, description="Commit acked offsets this often.")
     session_timeout_s: float = Field(
         10.0,

@@ -45,11 +45,11 @@ from sinks.errors import Backpressure
 from sinks.maintenance import maintain
 from sinks.rows import EventRow
 from sinks.timescale import Rejected, TimescaleSink, WriteResult
-from streams.app import create_app
+from streams.app import IngestStream, create_app
 from streams.backpressure import OutageLog, retry_until_done
 from streams.dlq import DeadLetter, dlq_topic
 from streams.ingest import dead_letter, split_batch
-from streams.kafka_io import Record, create_topics, partition_lag
+from streams.kafka_io import KafkaRecord, create_topics, partition_lag
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
 
@@ -91,17 +91,6 @@ async def ensure_topics(settings: Settings, registry: Registry | None = None) ->
     return await create_topics(
         settings.kafka.bootstrap, all_topics(settings, registry), settings.kafka.replication_factor
     )
-
-
-def to_record(event: Any) -> Record:
-    msg = event.message
-    headers = msg.headers
-    if type(headers) is not tuple:  # aiokafka hands over a tuple of (str, bytes) already
-        headers = tuple((k, bytes(v)) for k, v in (headers or ()))
-    return Record(
-        msg.topic, msg.partition, msg.offset, msg.key, msg.value, headers,
-        int(msg.timestamp * 1000),
-    )  # fmt: skip
 
 
 def worker_name() -> str:
@@ -182,7 +171,7 @@ class Pipeline:
         ]
         await asyncio.gather(*futures)
 
-    async def handle(self, domain: str, records: Sequence[Record]) -> None:
+    async def handle(self, domain: str, records: Sequence[KafkaRecord]) -> None:
         """One batch: never raises for bad input or an outage; returns once all is durable."""
         await self.ensure_started()
         now = datetime.now(UTC)
@@ -221,7 +210,7 @@ class Pipeline:
         )
 
     def rejected_letters(
-        self, rejected: Sequence[Rejected], records: Sequence[Record], now: datetime
+        self, rejected: Sequence[Rejected], records: Sequence[KafkaRecord], now: datetime
     ) -> list[DeadLetter]:
         """Rows the database refused -> dead letters of the records they came from."""
         if not rejected:
@@ -240,7 +229,7 @@ class Pipeline:
             log.error("sink.rejected_rows_without_event", count=unmatched, first=rejected[0].error)
         return letters
 
-    def _record_event_id(self, record: Record) -> str | None:
+    def _record_event_id(self, record: KafkaRecord) -> str | None:
         decoded = self.decoder.decode(record.value, record.headers, now=datetime.now(UTC))
         return getattr(decoded, "id", None)
 
@@ -290,10 +279,12 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, 
 
     for domain, topic_name in registry.topics().items():
         topic = app.topic(topic_name, partitions=settings.kafka.partitions)
+        if conf.read_chunks:
+            app.chunk_topics(topic_name)
 
-        async def ingest(stream: Any, domain: str = domain) -> None:
-            async for events in stream.take_events(conf.batch_size, within=conf.batch_window_s):
-                await pipeline.handle(domain, [to_record(e) for e in events])
+        async def ingest(stream: IngestStream, domain: str = domain) -> None:
+            async for records in stream.take_records(conf.batch_size, within=conf.batch_window_s):
+                await pipeline.handle(domain, records)
 
         app.agent(topic, name=f"ingest-{domain}", concurrency=1)(ingest)
 

@@ -1,5 +1,6 @@
 """A Faust agent built by create_app, against the real broker: offsets are committed only
-after the agent's `take()` batch body has returned, and then all of them."""
+after the agent's batch body has returned, and then all of them; with Faust's own per-record
+delivery (`take`) and with RecordChunks (`take_records`, what the worker uses)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import Message
 
 from streams.app import create_app
 from streams.dev.smoke import ensure_topic, produce
@@ -36,7 +38,22 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     }
 
 
-async def test_commit_waits_for_the_batch_body(kafka_bootstrap: str, settings: Settings) -> None:
+def batches_of(stream: Any, mode: str, size: int, within: float) -> Any:
+    """The agent's batches as lists of records (objects with .partition, .offset, .value)."""
+    if mode == "chunks":
+        return stream.take_records(size, within=within)
+
+    async def events() -> Any:
+        async for batch in stream.take_events(size, within=within):
+            yield [event.message for event in batch]
+
+    return events()
+
+
+@pytest.mark.parametrize("mode", ["events", "chunks"])
+async def test_commit_waits_for_the_batch_body(
+    kafka_bootstrap: str, settings: Settings, mode: str
+) -> None:
     run = uuid.uuid4().hex[:8]
     topic, group = f"test.faust-app.{run}", f"test-faust-app-{run}"
     await ensure_topic(kafka_bootstrap, topic, PARTITIONS)
@@ -56,17 +73,20 @@ async def test_commit_waits_for_the_batch_body(kafka_bootstrap: str, settings: S
     )
     app = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
     source = app.topic(topic, value_serializer="raw", key_serializer="raw")
+    if mode == "chunks":
+        app.chunk_topics(topic)
     taken: list[bytes] = []
     stored: list[bytes] = []
     holding = asyncio.Event()
     release = asyncio.Event()
 
     async def ingest(stream: Any) -> None:
-        async for batch in stream.take(stream_conf.batch_size, within=stream_conf.batch_window_s):
-            taken.extend(batch)
+        size, within = stream_conf.batch_size, stream_conf.batch_window_s
+        async for batch in batches_of(stream, mode, size, within):
+            taken.extend(r.value for r in batch)
             holding.set()
             await release.wait()  # a database write that has not returned yet
-            stored.extend(batch)
+            stored.extend(r.value for r in batch)
 
     app.agent(source, name=f"test.ingest.{run}", concurrency=1)(ingest)
     await app.start()
@@ -89,6 +109,65 @@ async def test_commit_waits_for_the_batch_body(kafka_bootstrap: str, settings: S
         assert sum(offsets.values()) == EVENTS, offsets
         assert sorted(stored) == sorted(taken)
         assert len(stored) == EVENTS
+    finally:
+        release.set()
+        await app.stop()
+
+
+@pytest.mark.parametrize("mode", ["events", "chunks"])
+async def test_commits_exactly_the_batches_whose_body_returned(
+    kafka_bootstrap: str, settings: Settings, mode: str
+) -> None:
+    """Batches of 400 from 3,000 records on 2 partitions (chunks of at most 400): the first body
+    returns, the second holds. The committed offsets are exactly, per partition, one past the
+    last record of the returned batch, whose records are that partition's prefix."""
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"test.faust-exact.{run}", f"test-faust-exact-{run}"
+    total = 3000
+    await ensure_topic(kafka_bootstrap, topic, PARTITIONS)
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [b"%d" % n for n in range(total)],
+        [b"k%d" % n for n in range(total)],
+    )
+    stream_conf = settings.stream.model_copy(
+        update={"web_enabled": False, "batch_size": 400, "commit_interval_s": 0.2}
+    )
+    app = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
+    source = app.topic(topic, value_serializer="raw", key_serializer="raw")
+    if mode == "chunks":
+        app.chunk_topics(topic)
+    done: list[Any] = []
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def ingest(stream: Any) -> None:
+        async for batch in batches_of(stream, mode, 400, 5.0):
+            if done:
+                holding.set()
+                await release.wait()
+            else:
+                done.extend(batch)
+
+    app.agent(source, name=f"test.exact.{run}", concurrency=1)(ingest)
+    await app.start()
+    try:
+        await asyncio.wait_for(holding.wait(), 25)
+        await asyncio.sleep(1.2)  # six commit intervals
+        offsets = await committed(kafka_bootstrap, group, topic)
+        expected: dict[int, int] = {}
+        for record in done:
+            expected[record.partition] = max(expected.get(record.partition, 0), record.offset + 1)
+        assert offsets == expected
+        for partition, end in expected.items():
+            assert sorted(r.offset for r in done if r.partition == partition) == list(range(end))
+        if mode == "chunks":  # aiokafka's records, out of RecordChunks; a chunk may overshoot
+            assert all(isinstance(r, ConsumerRecord) for r in done)
+            assert 400 <= len(done) < 800
+        else:
+            assert all(isinstance(r, Message) for r in done)
+            assert len(done) == 400
     finally:
         release.set()
         await app.stop()

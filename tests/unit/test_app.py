@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import faust
 import pytest
+from aiokafka import ConsumerRecord
+from faust.types import TP
 
 from streams.app import (
     IngestConsumerThread,
     IngestStream,
     IngestTransport,
+    RecordChunk,
     create_app,
 )
 from streams.settings import KafkaSettings, Settings, StreamSettings, load_settings
@@ -21,6 +23,7 @@ TUNED = StreamSettings(
     consumer_max_fetch_size=2 * 1024**2,
     fetch_max_wait_ms=250,
     stream_buffer_maxsize=9999,
+    chunk_buffer_maxsize=12,
     commit_interval_s=0.7,
     stream_yield_every=50,
     web_enabled=False,
@@ -46,7 +49,8 @@ def test_settings_are_applied_to_the_faust_app() -> None:
     assert conf.broker_client_id == "ioc-unit"
     assert conf.broker_max_poll_records == 777
     assert conf.consumer_max_fetch_size == 2 * 1024**2
-    assert conf.stream_buffer_maxsize == 9999
+    assert conf.stream_buffer_maxsize == 12  # chunks (read_chunks is the default)
+    assert app.chunk_max_records == 1234  # no chunk is larger than a batch
     assert conf.broker_commit_interval == 0.7
     assert conf.cython_optimizations is False
     assert conf.web_enabled is False
@@ -60,11 +64,25 @@ def test_id_overrides_the_consumer_group() -> None:
     assert create_app(tuned_settings(), id="ioc-other").conf.id == "ioc-other"
 
 
-def test_yield_every_one_keeps_fausts_own_stream() -> None:
+def test_per_record_reading_buffers_events() -> None:
     settings = tuned_settings().model_copy(
-        update={"stream": TUNED.model_copy(update={"stream_yield_every": 1})}
+        update={"stream": TUNED.model_copy(update={"read_chunks": False})}
     )
-    assert create_app(settings).conf.Stream is faust.Stream
+    assert create_app(settings).conf.stream_buffer_maxsize == 9999
+
+
+def test_a_chunk_is_one_message_at_its_last_offset() -> None:
+    tp = TP("city.environment", 3)
+    records = [
+        ConsumerRecord("city.environment", 3, offset, 1_700_000_000_000 + offset, 0, b"k", b"v",
+                       None, 1, 1, ())
+        for offset in range(40, 45)
+    ]  # fmt: skip
+    chunk = RecordChunk(tp, records, generation_id=7)
+    assert (chunk.first_offset, chunk.offset, chunk.tp, chunk.generation_id) == (40, 44, tp, 7)
+    assert chunk.records is records
+    assert chunk.timestamp == pytest.approx(1_700_000_000.044)
+    assert chunk.acked is False
 
 
 def test_create_app_has_no_shared_state() -> None:
