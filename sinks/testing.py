@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from sinks.config import DatabaseSettings
+from sinks.rows import Batch, EventRow, MeasurementRow
 
 PGLITE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "local" / "pglite"
 PGLITE_INSTALL = f"cd {PGLITE_DIR} && npm ci --legacy-peer-deps"
@@ -59,6 +60,19 @@ def scratch_database(
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def one_event_each(measurements: Iterable[MeasurementRow]) -> Batch:
+    """A batch where every measurement comes with an event of its own (id from its entity,
+    metric and time), for tests that think in measurements."""
+    batch = Batch()
+    for m in measurements:
+        event = EventRow(
+            f"{m.entity_id}/{m.metric}/{m.time.isoformat()}", m.time, f"urn:test:{m.entity_id}",
+            f"test.{m.domain}.{m.metric}", m.domain, m.entity_id, m.zone_id, None, None, None, "{}",
+        )  # fmt: skip
+        batch.add_event(event, (m,))
+    return batch
 
 
 def free_port() -> int:

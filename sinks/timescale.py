@@ -1,27 +1,39 @@
-"""The batching TimescaleDB sink: `add` rows, `flush` them in one idempotent transaction.
+"""The batching TimescaleDB sink: `add` events, `flush` them in one idempotent transaction.
 
-In the style of quixstreams' BatchingSink: `add(row)` buffers, `flush()` writes the buffer with
-`write(batch)` and clears it only once the transaction has committed. One write is one
-transaction holding the batch's events and measurements:
+In the style of quixstreams' BatchingSink: `add(event, measurements)` buffers, `flush()` writes
+the buffer with `write(batch)` and clears it only once the transaction has committed. One write
+is one transaction holding the batch's events and their measurements.
 
-    events        INSERT ... ON CONFLICT DO NOTHING on (time, id)
-    measurements  INSERT ... ON CONFLICT DO NOTHING on (time, entity_id, metric)
+Only events are deduplicated, on their natural key (time, id). Measurements are facts derived
+from an event: they are written exactly when their event is newly stored, with no key and no
+conflict check of their own (a keyed measurements table with ON CONFLICT cost PostgreSQL about
+3.5x the CPU of an append to a table with a BRIN index on time). So one write:
+
+1. drops repeats of an event inside the batch (same (time, id): the first one stays, the others
+   are counted as duplicates, their measurements are not written);
+2. events: INSERT ... ON CONFLICT DO NOTHING, returning the staged events that were NOT inserted
+   (already stored; normally none, so normally no rows come back);
+3. measurements of the newly stored events only: appended (binary COPY, or INSERT ... SELECT
+   FROM unnest), no conflict handling.
 
 (latest_values, the wall's newest value per entity, is refreshed by the maintenance task: an
 upsert per entity in every batch halved the throughput.)
 
 Two ways to get the rows to the server (`IOC_STORAGE__WRITE_METHOD`), benchmarked in bench/sink.py:
 
-- `copy`: binary COPY into a temporary staging table (created once per pooled connection,
-  ON COMMIT DELETE ROWS), then INSERT ... SELECT from it. The default on flavour postgres.
-- `unnest`: one INSERT ... SELECT FROM unnest(typed arrays) per table, arrays sent binary. The
+- `copy`: events by binary COPY into a temporary staging table (created once per pooled
+  connection, ON COMMIT DELETE ROWS), then INSERT ... SELECT from it; measurements by binary COPY
+  straight into `measurements`. The default on flavour postgres.
+- `unnest`: INSERT ... SELECT FROM unnest(typed arrays) for both tables, arrays sent binary. The
   only one that works on the WASM TimescaleDB (its COPY FROM STDIN crashes); default on flavour
   timescale.
 
 Errors are sorted by `sinks.errors.classify`: transient ones are retried with capped exponential
 backoff on a fresh pooled connection, then raised as `Backpressure` (nothing is stored, the caller
-keeps the batch); bad rows are isolated by bisecting the batch under savepoints, inside the same
-transaction, and returned as `rejected` with their error, so the good rows still commit.
+keeps the batch); bad rows are isolated by bisecting the batch's events (each with its
+measurements) under savepoints, inside the same transaction, and returned as `rejected` (the
+event row, with the error) so the good events still commit. An event and its measurements are
+stored or rejected together.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from sinks.config import DatabaseSettings, Flavour, Role, StorageSettings, WriteMethod
 from sinks.errors import Backpressure, ErrorKind, classify
-from sinks.rows import Batch, EventRow, Row
+from sinks.rows import Batch, EventRow, MeasurementRow
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +63,7 @@ log = structlog.get_logger(__name__)
 # every batch (~5 rows per event).
 _DOMAIN = attrgetter("domain")
 _TIME = attrgetter("time")
+_ID = attrgetter("id")
 _TZINFO = attrgetter("time.tzinfo")
 
 Method = Literal["copy", "unnest"]
@@ -64,57 +77,50 @@ STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ioc_stage_events ("
     " time timestamptz, id text, source text, type text, domain text, entity_id text,"
     " zone_id text, lon float8, lat float8, subject text, data text) ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS ioc_stage_measurements ("
-    " time timestamptz, domain text, metric text, entity_id text, zone_id text,"
-    " value float8, unit text) ON COMMIT DELETE ROWS",
 )
 EVENT_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "text", "float8", "float8", "text", "text"]  # fmt: skip
 MEASUREMENT_TYPES = ["timestamptz", "text", "text", "text", "text", "float8", "text"]
 
 # The statements. Only fixed identifiers; all data travels as parameters or COPY rows.
+# Events: insert what is new; return the (time, id) of the staged events that were not inserted
+# (already stored). The anti-join reads the RETURNING rows of the same statement.
 INSERT_EVENTS = """
-WITH ins AS (
+WITH {stage}ins AS (
   INSERT INTO events (time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data)
   SELECT time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data::jsonb
   FROM {source}
   ON CONFLICT DO NOTHING
-  RETURNING domain)
-SELECT domain, count(*) FROM ins GROUP BY domain"""
+  RETURNING time, id)
+SELECT s.time, s.id FROM {source} s
+WHERE NOT EXISTS (SELECT FROM ins WHERE ins.time = s.time AND ins.id = s.id)"""
 
-INSERT_MEASUREMENTS = """
-WITH ins AS (
-  INSERT INTO measurements (time, domain, metric, entity_id, zone_id, value, unit)
-  SELECT time, domain, metric, entity_id, zone_id, value, unit FROM {source}
-  ON CONFLICT DO NOTHING
-  RETURNING domain)
-SELECT domain, count(*) FROM ins GROUP BY domain"""
-
+COPY_MEASUREMENTS = (
+    "COPY measurements (time, domain, metric, entity_id, zone_id, value, unit)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+UNNEST_INSERT_MEASUREMENTS = (
+    "INSERT INTO measurements (time, domain, metric, entity_id, zone_id, value, unit)"
+    " SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::float8[], %b::text[])"
+)
 UNNEST_EVENTS = (
-    "unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
-    " %b::text[], %b::float8[], %b::float8[], %b::text[], %b::text[])"
-    " AS s(time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data)"
+    "staged AS MATERIALIZED (SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[],"
+    " %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], %b::float8[], %b::text[],"
+    " %b::text[]) AS u(time, id, source, type, domain, entity_id, zone_id, lon, lat, subject,"
+    " data)),\n"
 )
-UNNEST_MEASUREMENTS = (
-    "unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[],"
-    " %b::text[]) AS s(time, domain, metric, entity_id, zone_id, value, unit)"
-)
-SQL_BY_METHOD = {
-    "copy": (
-        INSERT_EVENTS.format(source="ioc_stage_events"),
-        INSERT_MEASUREMENTS.format(source="ioc_stage_measurements"),
-    ),
-    "unnest": (
-        INSERT_EVENTS.format(source=UNNEST_EVENTS),
-        INSERT_MEASUREMENTS.format(source=UNNEST_MEASUREMENTS),
-    ),
-}
+COPY_INSERT_EVENTS = INSERT_EVENTS.format(stage="", source="ioc_stage_events")
+UNNEST_INSERT_EVENTS = INSERT_EVENTS.format(stage=UNNEST_EVENTS, source="staged")
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """A row the database refused, with why (goes to the DLQ with reason `rejected_by_database`)."""
+    """An event the database refused (with its measurements), and why.
 
-    row: Row
+    `row` is the EventRow; the worker dead-letters the record it came from with reason
+    `rejected_by_database`."""
+
+    row: EventRow
     error: str
     error_class: str
     sqlstate: str | None
@@ -122,7 +128,9 @@ class Rejected:
 
 @dataclass
 class WriteResult:
-    """What one write did. Per-domain counters; new + duplicates + rejected = rows given."""
+    """What one write did, per domain. For events, new + duplicates + rejected = events given.
+    Measurements count as their event does: new when their event was newly stored, duplicate
+    when their event was a duplicate; those of rejected events are in neither."""
 
     new_events: Counter[str] = field(default_factory=Counter)
     duplicate_events: Counter[str] = field(default_factory=Counter)
@@ -151,6 +159,10 @@ class WriteResult:
     def measurements_duplicate(self) -> int:
         return sum(self.duplicate_measurements.values())
 
+    def count_duplicates(self, batch: Batch) -> None:
+        self.duplicate_events.update(map(_DOMAIN, batch.events))
+        self.duplicate_measurements.update(map(_DOMAIN, batch.measurements))
+
 
 def resolve_method(method: WriteMethod, flavour: Flavour) -> Method:
     if method == "auto":
@@ -164,14 +176,14 @@ def resolve_method(method: WriteMethod, flavour: Flavour) -> Method:
 
 
 class TimescaleSink:
-    """Batching, idempotent writer of events and measurements. Use one per worker process.
+    """Batching, idempotent writer of events and their measurements. Use one per worker process.
 
         async with TimescaleSink.from_settings(settings.db, settings.storage) as sink:
-            for row in rows:
-                sink.add(row)
+            for event, measurements in rows:
+                sink.add(event, measurements)
             result = await sink.flush()        # raises Backpressure if the database is down
 
-    `flush`/`write` never lose rows: they return (all stored, duplicates counted, bad rows
+    `flush`/`write` never lose rows: they return (all stored, duplicates counted, bad events
     rejected) or raise (`Backpressure`: nothing stored, try again later; anything else: a bug or a
     missing table/privilege).
     """
@@ -248,21 +260,22 @@ class TimescaleSink:
         await conn.commit()
 
     # -- BatchingSink API ----------------------------------------------------------------------
-    def add(self, row: Row) -> None:
-        """Buffer one row; `full` says when it is time to flush."""
-        self._buffer.add(row)
+    def add(self, event: EventRow, measurements: Iterable[MeasurementRow] = ()) -> None:
+        """Buffer one event with its measurements; `full` says when it is time to flush."""
+        self._buffer.add_event(event, measurements)
 
-    def add_all(self, rows: Iterable[Row]) -> None:
-        for row in rows:
-            self._buffer.add(row)
+    def add_all(self, items: Iterable[tuple[EventRow, Sequence[MeasurementRow]]]) -> None:
+        for event, measurements in items:
+            self._buffer.add_event(event, measurements)
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Rows buffered (events and measurements)."""
+        return self._buffer.rows
 
     @property
     def full(self) -> bool:
-        return len(self._buffer) >= self.batch_size
+        return self._buffer.rows >= self.batch_size
 
     async def flush(self) -> WriteResult:
         """Write the buffered rows; the buffer is cleared only if the write returned."""
@@ -272,19 +285,26 @@ class TimescaleSink:
             self._buffer = Batch()
         return result
 
-    async def write(self, batch: Batch | Sequence[Row]) -> WriteResult:
+    async def write(
+        self, batch: Batch | Iterable[tuple[EventRow, Sequence[MeasurementRow]] | EventRow]
+    ) -> WriteResult:
         """Write `batch` in one transaction, retrying transient errors; see the module doc."""
         if not isinstance(batch, Batch):
-            batch = Batch.of(list(batch))
+            batch = Batch.of(batch)
         started = time.perf_counter()
         result = WriteResult()
-        good = self._precheck(batch, result.rejected)
+        good = _unique_events(_precheck(batch, result.rejected), result)
         if not len(good):
             result.seconds = time.perf_counter() - started
             return result
         delay = self.storage.retry_backoff_s
         for attempt in range(1, self.storage.retry_attempts + 1):
-            attempt_result = WriteResult(rejected=list(result.rejected), attempts=attempt)
+            attempt_result = WriteResult(
+                duplicate_events=result.duplicate_events.copy(),
+                duplicate_measurements=result.duplicate_measurements.copy(),
+                rejected=list(result.rejected),
+                attempts=attempt,
+            )
             try:
                 await self._write_once(good, attempt_result)
             except Exception as exc:
@@ -309,30 +329,13 @@ class TimescaleSink:
             if attempt_result.rejected:
                 log.warning(
                     "sink.rejected",
-                    rows=len(attempt_result.rejected),
+                    events=len(attempt_result.rejected),
                     first_error=attempt_result.rejected[0].error,
                 )
             return attempt_result
         raise AssertionError("unreachable")
 
     # -- internals -----------------------------------------------------------------------------
-    @staticmethod
-    def _precheck(batch: Batch, rejected: list[Rejected]) -> Batch:
-        """Reject what must never reach the database: naive datetimes (no silent time zone)."""
-        if None not in set(map(_TZINFO, batch.events)) and None not in set(
-            map(_TZINFO, batch.measurements)
-        ):
-            return batch
-        good = Batch()
-        for row in batch.rows():
-            if row.time.tzinfo is None or row.time.utcoffset() is None:
-                rejected.append(
-                    Rejected(row, "time has no time zone (naive datetime)", "NaiveDatetime", None)
-                )
-            else:
-                good.add(row)
-        return good
-
     async def _write_once(self, batch: Batch, result: WriteResult) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             state = {"staged": False}
@@ -347,74 +350,119 @@ class TimescaleSink:
         *,
         top: bool = False,
     ) -> None:
-        """Write `batch` under a savepoint; on a bad-row error, bisect it (same transaction)."""
+        """Write `batch` under a savepoint; on a bad-row error, bisect its events (each with its
+        measurements) in the same transaction."""
         try:
             async with conn.transaction():
-                counts = await self._insert(conn, batch, state)
+                stored = await self._insert(conn, batch, state)
         except psycopg.Error as exc:
             if classify(exc) is not ErrorKind.ROW:
                 raise
             if top:
-                log.info("sink.bisect", rows=len(batch), error=_describe(exc))
-            rows = batch.rows()
-            if len(rows) == 1:
+                log.info("sink.bisect", events=len(batch), error=_describe(exc))
+            n = len(batch)
+            if n == 1:
                 result.rejected.append(
-                    Rejected(rows[0], str(exc).strip(), type(exc).__name__, exc.sqlstate)
+                    Rejected(batch.events[0], str(exc).strip(), type(exc).__name__, exc.sqlstate)
                 )
                 return
-            middle = len(rows) // 2
-            for half in (rows[:middle], rows[middle:]):
-                await self._write_part(conn, Batch.of(half), result, state)
+            middle = n // 2
+            for half in (batch.slice(0, middle), batch.slice(middle, n)):
+                await self._write_part(conn, half, result, state)
             return
-        new_events, new_measurements = counts
-        result.new_events.update(new_events)
-        result.new_measurements.update(new_measurements)
-        result.duplicate_events.update(map(_DOMAIN, batch.events))  # rows given, per domain
-        result.duplicate_measurements.update(map(_DOMAIN, batch.measurements))
-        result.duplicate_events.subtract(new_events)
-        result.duplicate_measurements.subtract(new_measurements)
+        if stored is batch:
+            result.new_events.update(map(_DOMAIN, batch.events))
+            result.new_measurements.update(map(_DOMAIN, batch.measurements))
+            return
+        result.new_events.update(map(_DOMAIN, stored.events))
+        result.new_measurements.update(map(_DOMAIN, stored.measurements))
+        # The rest were stored before (an earlier batch, or another worker): duplicates.
+        result.count_duplicates(batch)
+        result.duplicate_events.subtract(map(_DOMAIN, stored.events))
+        result.duplicate_measurements.subtract(map(_DOMAIN, stored.measurements))
         result.duplicate_events += Counter()  # drop zero counts
         result.duplicate_measurements += Counter()
 
     async def _insert(
         self, conn: psycopg.AsyncConnection[Any], batch: Batch, state: dict[str, bool]
-    ) -> tuple[Counter[str], Counter[str]]:
-        events_sql, measurements_sql = SQL_BY_METHOD[self.method]
-        new_events: Counter[str] = Counter()
-        new_measurements: Counter[str] = Counter()
+    ) -> Batch:
+        """Insert the new events of `batch` and their measurements; returns what was stored
+        (`batch` itself when every event was new)."""
         async with conn.cursor(binary=True) as cur:
             if self.method == "copy":
                 if state["staged"]:  # an earlier part of this transaction left its rows there
-                    await cur.execute("TRUNCATE ioc_stage_events, ioc_stage_measurements")
+                    await cur.execute("TRUNCATE ioc_stage_events")
                 state["staged"] = True
-                if batch.events:
-                    async with cur.copy("COPY ioc_stage_events FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(EVENT_TYPES)
-                        for row in batch.events:
-                            await copy.write_row(_event_values(row))
-                if batch.measurements:
-                    async with cur.copy(
-                        "COPY ioc_stage_measurements FROM STDIN (FORMAT BINARY)"
-                    ) as copy:
-                        copy.set_types(MEASUREMENT_TYPES)
-                        for row in batch.measurements:
-                            await copy.write_row(row)
-                if batch.events:
-                    await cur.execute(events_sql)
-                    new_events.update(dict(await cur.fetchall()))
-                if batch.measurements:
-                    await cur.execute(measurements_sql)
-                    new_measurements.update(dict(await cur.fetchall()))
+                async with cur.copy("COPY ioc_stage_events FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(EVENT_TYPES)
+                    for row in batch.events:
+                        await copy.write_row(_event_values(row))
+                await cur.execute(COPY_INSERT_EVENTS)
             else:
-                if batch.events:
-                    columns = list(zip(*(_event_values(r) for r in batch.events), strict=True))
-                    await cur.execute(events_sql, [list(c) for c in columns])
-                    new_events.update(dict(await cur.fetchall()))
-                if batch.measurements:
-                    columns = list(zip(*batch.measurements, strict=True))
-                    await cur.execute(measurements_sql, [list(c) for c in columns])
-                    new_measurements.update(dict(await cur.fetchall()))
-        return new_events, new_measurements
+                columns = zip(*map(_event_values, batch.events), strict=True)
+                await cur.execute(UNNEST_INSERT_EVENTS, [list(c) for c in columns])
+            stored = _without(batch, await cur.fetchall())
+            if not stored.measurements:
+                return stored
+            if self.method == "copy":
+                async with cur.copy(COPY_MEASUREMENTS) as copy:
+                    copy.set_types(MEASUREMENT_TYPES)
+                    for measurement in stored.measurements:
+                        await copy.write_row(measurement)
+            else:
+                columns = zip(*stored.measurements, strict=True)
+                await cur.execute(UNNEST_INSERT_MEASUREMENTS, [list(c) for c in columns])
+        return stored
+
+
+def _precheck(batch: Batch, rejected: list[Rejected]) -> Batch:
+    """Reject what must never reach the database: naive datetimes (no silent time zone). An
+    event is rejected with its measurements if any of them is naive."""
+    if None not in set(map(_TZINFO, batch.events)) and None not in set(
+        map(_TZINFO, batch.measurements)
+    ):
+        return batch
+    keep = []
+    for i, (event, measurements) in enumerate(batch.spans()):
+        if all(_aware(row.time) for row in (event, *measurements)):
+            keep.append(i)
+        else:
+            which = "its time" if not _aware(event.time) else "a measurement's time"
+            message = f"{which} has no time zone (naive datetime)"
+            rejected.append(Rejected(event, message, "NaiveDatetime", None))
+    return batch.select(keep)
+
+
+def _aware(value: datetime) -> bool:
+    return value.tzinfo is not None and value.utcoffset() is not None
+
+
+def _unique_events(batch: Batch, result: WriteResult) -> Batch:
+    """Keep the first of events that share (time, id); count the others (and their
+    measurements) as duplicates."""
+    keys = list(zip(map(_TIME, batch.events), map(_ID, batch.events), strict=True))
+    if len(set(keys)) == len(keys):
+        return batch
+    seen: set[tuple[datetime, str]] = set()
+    keep = []
+    for i, key in enumerate(keys):
+        if key in seen:
+            result.duplicate_events[batch.events[i].domain] += 1
+            result.duplicate_measurements.update(map(_DOMAIN, batch.measurements_of(i)))
+        else:
+            seen.add(key)
+            keep.append(i)
+    return batch.select(keep)
+
+
+def _without(batch: Batch, stored_before: Sequence[tuple[datetime, str]]) -> Batch:
+    """`batch` without the events the database already held (`batch` itself if none)."""
+    if not stored_before:
+        return batch
+    old = set(map(tuple, stored_before))
+    return batch.select(
+        i for i, event in enumerate(batch.events) if (event.time, event.id) not in old
+    )
 
 
 def _event_values(row: EventRow) -> tuple[Any, ...]:
@@ -433,11 +481,14 @@ def _plain(data: Mapping[str, Any]) -> Any:
 def _time_range(batch: Batch, rejected: list[Rejected]) -> tuple[datetime, datetime] | None:
     if rejected:
         bad = {id(r.row) for r in rejected}
-        times = [r.time for r in batch.events if id(r) not in bad]
-        times += [r.time for r in batch.measurements if id(r) not in bad]
-    else:
-        times = [*map(_TIME, batch.events), *map(_TIME, batch.measurements)]
-    return (min(times), max(times)) if times else None
+        batch = batch.select(i for i, e in enumerate(batch.events) if id(e) not in bad)
+    if not batch.events:
+        return None
+    lo, hi = min(map(_TIME, batch.events)), max(map(_TIME, batch.events))
+    if batch.measurements:
+        lo = min(lo, min(map(_TIME, batch.measurements)))
+        hi = max(hi, max(map(_TIME, batch.measurements)))
+    return lo, hi
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """The ingest step for one batch of one domain topic: decode, validate, place, split.
 
 Pure: no Kafka, no database. `split_batch` takes the raw records of a batch and returns what to
-store (event rows and measurement rows for the sink) and what to dead-letter (with reasons), so
-the agent stays a few lines and this is unit-tested without a broker.
+store (event rows, each with its measurement rows, for the sink) and what to dead-letter (with
+reasons), so the agent stays a few lines and this is unit-tested without a broker.
 
 Rules applied here, in order, to every record:
 1. decode and validate the CloudEvent (domains.envelope): failures keep their reason code;
@@ -35,12 +35,14 @@ _new_tuple = tuple.__new__
 class SplitBatch:
     events: list[EventRow] = field(default_factory=list)
     measurements: list[MeasurementRow] = field(default_factory=list)
+    # ends[i]: end of event i's measurements in `measurements` (sinks.rows.Batch's layout)
+    ends: list[int] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     event_times: list[datetime] = field(default_factory=list)
     zone_outcomes: Counter[str] = field(default_factory=Counter)
 
     def batch(self) -> Batch:
-        return Batch(self.events, self.measurements)
+        return Batch(self.events, self.measurements, self.ends)
 
     @property
     def rejected_reasons(self) -> list[str]:
@@ -74,6 +76,7 @@ def split_batch(
         else:
             accepted.append(decoded)
 
+    measurements, ends = out.measurements, out.ends
     known = frozenset(zone.id for zone in zones.zones)
     located = [d for d in accepted if d.zone_id not in known and d.lon is not None]
     found = zones.lookup([d.lon for d in located], [d.lat for d in located]) if located else []
@@ -98,10 +101,11 @@ def split_batch(
             )
         )  # fmt: skip
         # ~4 per event: tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
-        out.measurements += [
+        measurements += [
             _new_tuple(MeasurementRow, (time, domain, metric, entity_id, zone_id, value, unit))
             for metric, value, unit in payload.measurements()
         ]
+        ends.append(len(measurements))  # this event's measurements end here
         out.event_times.append(d.time)
     return out
 

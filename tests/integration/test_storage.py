@@ -13,13 +13,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from sinks import migrate as migrate_module
 from sinks.errors import Backpressure
 from sinks.maintenance import ensure_partitions, maintain
 from sinks.migrate import Migration, MigrationError, migrate
-from sinks.rows import EventRow, MeasurementRow
-from sinks.testing import scratch_database
+from sinks.rows import Batch, EventRow, MeasurementRow
+from sinks.testing import one_event_each, scratch_database
 from sinks.timescale import TimescaleSink
 from streams.dev.runtime import LocalPostgres
 from streams.settings import Settings
@@ -53,40 +54,43 @@ def sink_for(settings: Settings, dbname: str, **storage: object) -> TimescaleSin
     )
 
 
-def measurements(
-    n: int, start: datetime, *, entity: str = "aq", step: timedelta = timedelta(seconds=1)
-) -> list[MeasurementRow]:
-    return [
-        MeasurementRow(
-            start + i * step,
-            ("environment", "transport")[i % 2],
-            ("pm25", "speed_kmh")[i % 2],
-            f"{entity}-{i % 50:03d}",
-            f"zone-{i % 5}",
-            float(i % 97),
-            ("ug/m3", "km/h")[i % 2],
+def readings(
+    n: int,
+    start: datetime,
+    *,
+    entity: str = "aq",
+    step: timedelta = timedelta(seconds=1),
+    per_event: int = 4,
+) -> Batch:
+    """`n` events, each with `per_event` measurements at its time (what the pipeline writes)."""
+    batch = Batch()
+    for i in range(n):
+        t, domain = start + i * step, ("environment", "transport")[i % 2]
+        entity_id, zone = f"{entity}-{i % 50:03d}", f"zone-{i % 5}"
+        event = EventRow(
+            f"{entity}-evt-{i}", t, f"urn:sensor:{entity}", f"vn.daklak.{domain}.reading.v1",
+            domain, entity_id, zone, 108.05, 12.67, None, {"i": i, "station": "Buon Ma Thuot"},
+        )  # fmt: skip
+        batch.add_event(
+            event,
+            [
+                MeasurementRow(t, domain, f"metric_{k}", entity_id, zone, float(i % 97), "u")
+                for k in range(per_event)
+            ],
         )
-        for i in range(n)
-    ]
+    return batch
 
 
-def events(n: int, start: datetime) -> list[EventRow]:
-    return [
-        EventRow(
-            f"evt-{start:%H%M%S}-{i}",
-            start + timedelta(seconds=i),
-            "urn:sensor:aq",
-            "vn.daklak.environment.air_quality.v1",
-            "environment",
-            f"aq-{i % 50:03d}",
-            "zone-1",
-            108.05,
-            12.67,
-            None,
-            {"pm25": i, "station": "Buon Ma Thuot"},
-        )
-        for i in range(n)
-    ]
+def count(settings: Settings, dbname: str, table: str, entity: str) -> int:
+    with owner(settings, dbname) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE entity_id LIKE %s").format(
+                sql.Identifier(table)
+            ),
+            (f"{entity}-%",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def minute_start(ts: datetime) -> datetime:
@@ -102,7 +106,11 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
         owner(settings, name) as conn,
     ):
         ran = migrate(conn, settings.db, settings.storage)
-        assert [m.label for m in ran] == ["0001_base (shared)", "0002_timeseries (postgres)"]
+        assert [m.label for m in ran] == [
+            "0001_base (shared)",
+            "0002_timeseries (postgres)",
+            "0003_measurements_append_only (postgres)",
+        ]
         tables = {
             r[0]
             for r in conn.execute(
@@ -159,6 +167,65 @@ def test_every_migration_file_is_named_and_numbered() -> None:
         assert versions == sorted(set(versions))
 
 
+def test_0003_keeps_the_rows_of_a_database_at_0002(
+    settings: Settings, superuser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrade in place: measurements lose their key and get a BRIN index on time, on every
+    partition (those made later too); rows, the invalidation trigger and the refresh still work."""
+    real = migrate_module.load_migrations
+    with (
+        scratch_database(superuser, settings.db, "ioc_test_0003") as name,
+        owner(settings, name) as conn,
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:2])
+            assert [m.version for m in migrate(conn, settings.db, settings.storage)] == [1, 2]
+        now = minute_start(datetime.now(UTC)) - timedelta(minutes=10)
+        conn.execute(
+            "INSERT INTO measurements SELECT %s + g * interval '1 second', 'environment', 'pm25',"
+            " 'aq-' || g %% 7, 'zone-1', g, 'ug/m3' FROM generate_series(0, 299) g",
+            (now,),
+        )
+        conn.execute(
+            "INSERT INTO events (time, id, source, type, domain, entity_id) VALUES"
+            " (%s, 'e1', 's', 't', 'environment', 'aq-1')",
+            (now,),
+        )
+        before = conn.execute("SELECT * FROM measurements ORDER BY time").fetchall()
+
+        assert [m.label for m in migrate(conn, settings.db, settings.storage)] == [
+            "0003_measurements_append_only (postgres)"
+        ]
+        assert conn.execute("SELECT * FROM measurements ORDER BY time").fetchall() == before
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'measurements'::regclass"
+            " AND contype = 'p'"
+        ).fetchone() == (0,)
+        ensure_partitions(conn, now + timedelta(days=30), now + timedelta(days=31))
+        indexes = conn.execute(
+            "SELECT c.relname, count(i.indexrelid), bool_and(a.amname = 'brin'),"
+            "       bool_and(coalesce(ic.reloptions, '{}') @> '{autosummarize=on}')"
+            " FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid"
+            " LEFT JOIN pg_class ic ON ic.oid = i.indexrelid LEFT JOIN pg_am a ON a.oid = ic.relam"
+            " WHERE c.oid = 'measurements'::regclass"
+            "    OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'measurements'::regclass)"
+            " GROUP BY c.relname"
+        ).fetchall()
+        assert len(indexes) > 2
+        assert all(n == 1 and brin and auto for _name, n, brin, auto in indexes), indexes
+        # the invalidation trigger still logs inserts, and the refresh reads them
+        report = maintain(conn, "postgres", settings.storage, retention=False)
+        assert report.refreshed["measurements_1m"] == (5, 5)  # 5 minutes, one series
+        assert conn.execute("SELECT sum(count) FROM measurements_1m").fetchone() == (300,)
+        conn.execute("SET enable_seqscan = off")  # a tiny table: show the index can serve
+        plan = conn.execute(
+            "EXPLAIN SELECT count(*) FROM measurements WHERE time >= %s AND time < %s",
+            (now, now + timedelta(minutes=1)),
+        ).fetchall()
+        assert any("measurements_p" in line and "time_idx" in line for (line,) in plan), plan
+
+
 # -- the sink ----------------------------------------------------------------------------------
 
 
@@ -166,81 +233,132 @@ async def test_same_batch_twice_stores_once_and_counts_duplicates(
     settings: Settings, storage_db: str
 ) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(minutes=30))
-    rows = [*events(300, start), *measurements(2000, start, entity="dup")]
+    batch = readings(500, start, entity="dup")
     async with sink_for(settings, storage_db) as sink:
-        first = await sink.write(rows)
-        second = await sink.write(rows)
-    assert (first.events_new, first.measurements_new) == (300, 2000)
+        first = await sink.write(batch)
+        second = await sink.write(batch)
+    assert (first.events_new, first.measurements_new) == (500, 2000)
+    assert first.new_events == {"environment": 250, "transport": 250}
     assert first.new_measurements == {"environment": 1000, "transport": 1000}
     assert (first.events_duplicate, first.measurements_duplicate) == (0, 0)
     assert (second.events_new, second.measurements_new) == (0, 0)
-    assert (second.events_duplicate, second.measurements_duplicate) == (300, 2000)
+    assert (second.events_duplicate, second.measurements_duplicate) == (500, 2000)
     assert second.duplicate_measurements == {"environment": 1000, "transport": 1000}
-    assert first.time_range == (start, start + timedelta(seconds=1999))
+    assert first.time_range == second.time_range == (start, start + timedelta(seconds=499))
+    assert count(settings, storage_db, "events", "dup") == 500
+    assert count(settings, storage_db, "measurements", "dup") == 2000
+
+
+@pytest.mark.parametrize("method", ["copy", "unnest"])
+async def test_event_seen_in_an_earlier_batch_is_counted_not_stored_again(
+    settings: Settings, storage_db: str, method: str
+) -> None:
+    """Overlapping batches (a redelivery after a crash): the events already stored and their
+    measurements are counted as duplicates, only the rest is written."""
+    start = minute_start(datetime.now(UTC) - timedelta(minutes=35))
+    entity = f"later-{method}"
+    everything = readings(300, start, entity=entity)
+    async with sink_for(settings, storage_db, write_method=method) as sink:
+        first = await sink.write(everything.slice(0, 200))
+        again = await sink.write(everything.slice(100, 300))  # 100 seen, 100 new
+    assert (first.events_new, first.measurements_new) == (200, 800)
+    assert (again.events_new, again.measurements_new) == (100, 400)
+    assert (again.events_duplicate, again.measurements_duplicate) == (100, 400)
+    assert again.duplicate_events == {"environment": 50, "transport": 50}
+    assert count(settings, storage_db, "events", entity) == 300
+    assert count(settings, storage_db, "measurements", entity) == 1200
+
+
+@pytest.mark.parametrize("method", ["copy", "unnest"])
+async def test_duplicate_inside_one_batch_is_counted_not_stored_twice(
+    settings: Settings, storage_db: str, method: str
+) -> None:
+    start = minute_start(datetime.now(UTC) - timedelta(minutes=25))
+    entity = f"twice-{method}"
+    batch = readings(10, start, entity=entity)
+    repeated = batch.select([*range(10), 3, 7, 3])  # event 3 three times, 7 twice
+    # a repeat with other measurements is still the same event (same time and id): first wins
+    changed = batch.measurements_of(7)[0]._replace(value=-1.0)
+    repeated.measurements[repeated.ends[10] : repeated.ends[11]] = [changed] * 4
+    async with sink_for(settings, storage_db, write_method=method) as sink:
+        result = await sink.write(repeated)
+        again = await sink.write(repeated)
+    assert (result.events_new, result.events_duplicate) == (10, 3)
+    assert (result.measurements_new, result.measurements_duplicate) == (40, 12)
+    assert (again.events_new, again.events_duplicate) == (0, 13)
+    assert (again.measurements_new, again.measurements_duplicate) == (0, 52)
+    assert count(settings, storage_db, "events", entity) == 10
+    assert count(settings, storage_db, "measurements", entity) == 40
     with owner(settings, storage_db) as conn:
-        count = conn.execute(
-            "SELECT count(*) FROM measurements WHERE entity_id LIKE 'dup-%%'"
+        negative = conn.execute(
+            "SELECT count(*) FROM measurements WHERE entity_id LIKE %s AND value < 0",
+            (f"{entity}-%",),
         ).fetchone()
-        assert count == (2000,)
+    assert negative == (0,)
 
 
 async def test_add_and_flush_like_a_batching_sink(settings: Settings, storage_db: str) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(minutes=20))
     async with sink_for(settings, storage_db, batch_size=100) as sink:
-        for row in measurements(100, start, entity="flush"):
-            sink.add(row)
-        assert sink.full and sink.pending == 100
+        for event, rows in readings(20, start, entity="flush").spans():
+            sink.add(event, rows)
+        assert sink.full and sink.pending == 100  # rows: 20 events + 80 measurements
+        with pytest.raises(TypeError, match="with its event"):
+            sink.add(rows[0])  # type: ignore[arg-type]
         result = await sink.flush()
         assert sink.pending == 0
-    assert result.measurements_new == 100
-
-
-async def test_duplicates_inside_one_batch_count_once(settings: Settings, storage_db: str) -> None:
-    start = minute_start(datetime.now(UTC) - timedelta(minutes=25))
-    rows = measurements(10, start, entity="twice")
-    async with sink_for(settings, storage_db, write_method="unnest") as sink:
-        result = await sink.write(rows + rows)
-    assert (result.measurements_new, result.measurements_duplicate) == (10, 10)
+    assert (result.events_new, result.measurements_new) == (20, 80)
 
 
 @pytest.mark.parametrize("method", ["copy", "unnest"])
-async def test_poisoned_row_in_ten_thousand_is_rejected_alone(
-    settings: Settings, storage_db: str, method: str
+@pytest.mark.parametrize("bad", ["measurement", "event"])
+async def test_bad_row_rejects_its_whole_event_and_the_rest_commits(
+    settings: Settings, storage_db: str, method: str, bad: str
 ) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(hours=1))
-    rows = measurements(10_000, start, entity=f"poison-{method}", step=timedelta(milliseconds=100))
+    entity = f"poison-{method}-{bad}"
+    batch = readings(2_500, start, entity=entity, step=timedelta(milliseconds=400))  # 10,000 rows
     # A sensor with a broken clock: year 2099, no partition holds it (the schema rejects it).
-    bad = rows[6_789]._replace(time=datetime(2099, 1, 1, tzinfo=UTC))
-    rows[6_789] = bad
+    broken = datetime(2099, 1, 1, tzinfo=UTC)
+    poisoned = 1_789
+    event = batch.events[poisoned]
+    if bad == "event":
+        event = batch.events[poisoned] = event._replace(time=broken)
+    else:
+        k = batch.ends[poisoned] - 2  # the third of its four measurements
+        batch.measurements[k] = batch.measurements[k]._replace(time=broken)
     async with sink_for(settings, storage_db, write_method=method) as sink:
-        result = await sink.write(rows)
-    assert result.measurements_new == 9_999
+        result = await sink.write(batch)
+    assert (result.events_new, result.measurements_new) == (2_499, 9_996)
+    assert (result.events_duplicate, result.measurements_duplicate) == (0, 0)
     assert len(result.rejected) == 1
     rejected = result.rejected[0]
-    assert rejected.row == bad
+    assert rejected.row == event  # the EventRow: the worker dead-letters its record
     assert "no partition" in rejected.error and rejected.sqlstate == "23514"
+    assert result.time_range is not None and result.time_range[1] < broken
+    assert count(settings, storage_db, "events", entity) == 2_499
+    assert count(settings, storage_db, "measurements", entity) == 9_996
     with owner(settings, storage_db) as conn:
-        count = conn.execute(
-            "SELECT count(*) FROM measurements WHERE entity_id LIKE %s", (f"poison-{method}-%",)
-        ).fetchone()
-    assert count == (9_999,)
+        stored = conn.execute("SELECT 1 FROM events WHERE id = %s", (event.id,)).fetchall()
+    assert stored == []  # neither the event nor any of its measurements
 
 
 async def test_naive_datetime_is_rejected_not_guessed(settings: Settings, storage_db: str) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(minutes=40))
-    rows = measurements(3, start, entity="naive")
-    rows[1] = rows[1]._replace(time=rows[1].time.replace(tzinfo=None))
+    batch = readings(3, start, entity="naive")
+    k = batch.ends[0] + 1  # a measurement of event 1
+    batch.measurements[k] = batch.measurements[k]._replace(time=start.replace(tzinfo=None))
     async with sink_for(settings, storage_db) as sink:
-        result = await sink.write(rows)
-    assert result.measurements_new == 2
-    assert [r.error_class for r in result.rejected] == ["NaiveDatetime"]
+        result = await sink.write(batch)
+    assert (result.events_new, result.measurements_new) == (2, 8)
+    assert [(r.row, r.error_class) for r in result.rejected] == [(batch.events[1], "NaiveDatetime")]
 
 
 async def test_connection_killed_mid_flush_is_retried_with_exact_counts(
     settings: Settings, storage_db: str, superuser: str
 ) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(hours=2))
-    rows = measurements(60_000, start, entity="kill", step=timedelta(milliseconds=50))
+    batch = readings(15_000, start, entity="kill", step=timedelta(milliseconds=200))
     killed: list[int] = []
 
     async def killer() -> None:
@@ -264,17 +382,15 @@ async def test_connection_killed_mid_flush_is_retried_with_exact_counts(
     async with sink_for(settings, storage_db) as sink:
         task = asyncio.create_task(killer())
         await asyncio.sleep(0.05)
-        result = await sink.write(rows)
+        result = await sink.write(batch)
         await task
     assert killed, "the flush was never caught in flight"
     assert result.attempts >= 2
-    assert result.measurements_new + result.measurements_duplicate == 60_000
-    assert result.measurements_new == 60_000  # the killed transaction rolled back entirely
-    with owner(settings, storage_db) as conn:
-        count = conn.execute(
-            "SELECT count(*) FROM measurements WHERE entity_id LIKE 'kill-%%'"
-        ).fetchone()
-    assert count == (60_000,)
+    # the killed transaction rolled back entirely: events and measurements alike
+    assert (result.events_new, result.events_duplicate) == (15_000, 0)
+    assert (result.measurements_new, result.measurements_duplicate) == (60_000, 0)
+    assert count(settings, storage_db, "events", "kill") == 15_000
+    assert count(settings, storage_db, "measurements", "kill") == 60_000
 
 
 async def test_database_down_raises_backpressure(settings: Settings) -> None:
@@ -305,7 +421,7 @@ def test_late_rows_refresh_exactly_their_buckets(settings: Settings, superuser: 
         def write(rows: list[MeasurementRow]) -> None:
             async def go() -> None:
                 async with sink_for(settings, name) as sink:
-                    await sink.write(rows)
+                    await sink.write(one_event_each(rows))
 
             asyncio.run(go())
 

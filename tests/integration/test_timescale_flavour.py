@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from sinks import migrate as migrate_module
 from sinks.maintenance import maintain
 from sinks.migrate import migrate
 from sinks.rows import MeasurementRow
@@ -24,6 +25,7 @@ from sinks.testing import (
     DatabaseUnavailable,
     PGliteServer,
     create_roles,
+    one_event_each,
     scratch_database,
 )
 from sinks.timescale import TimescaleSink, WriteResult
@@ -80,7 +82,9 @@ async def write_all(
     ) as sink:  # type: ignore[arg-type]
         assert sink.method == ("unnest" if flavour == "timescale" else "copy")
         for k in range(0, len(rows), 1000):
-            result = await sink.write(rows[k : k + 1000])
+            result = await sink.write(one_event_each(rows[k : k + 1000]))
+            total.new_events.update(result.new_events)
+            total.duplicate_events.update(result.duplicate_events)
             total.new_measurements.update(result.new_measurements)
             total.duplicate_measurements.update(result.duplicate_measurements)
             total.rejected += result.rejected
@@ -123,6 +127,15 @@ def test_migrations_make_hypertables_caggs_and_policies(timescale: PGliteServer)
             " ORDER BY 1"
         ).fetchall()
         assert [name for _i, name in settings] == ["domain", "metric"]
+        # measurements are appended (no key since 0003), found by time through the usual index
+        assert conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'measurements'::regclass"
+            " AND contype = 'p'"
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'measurements_time_idx'"
+        ).fetchone() == ("CREATE INDEX measurements_time_idx ON public.measurements"
+                         ' USING btree ("time" DESC)',)  # fmt: skip
         # the same panel SQL as on flavour postgres
         assert conn.execute(
             "SELECT time_bucket('1 minute', timestamptz '2026-11-23 10:17:42+00')"
@@ -155,7 +168,7 @@ def test_run_job_compresses_and_drops_old_chunks(
         for i in range(10)
     ]
     result = asyncio.run(write_all(timescale.conninfo(), settings, "timescale", old + mid))
-    assert sum(result.new_measurements.values()) == 20
+    assert (result.events_new, result.measurements_new) == (20, 20)
     with timescale.connect() as conn:
         report = maintain(conn, "timescale", settings.storage, run_jobs=True)
         assert any(j.startswith("policy_compression") for j in report.jobs_run)
@@ -166,9 +179,14 @@ def test_run_job_compresses_and_drops_old_chunks(
             " WHERE hypertable_name = 'measurements' AND is_compressed"
         ).fetchone()
         assert compressed is not None and compressed[0] >= 1  # the 20-day-old chunk
-        # a re-delivered row landing in a compressed chunk is still a duplicate, not an error
+        # a re-delivered event landing in a compressed chunk is still a duplicate, not an error,
+        # and its measurements are not written again
     again = asyncio.run(write_all(timescale.conninfo(), settings, "timescale", mid))
-    assert sum(again.duplicate_measurements.values()) == 10 and not again.rejected
+    assert (again.events_duplicate, again.measurements_duplicate) == (10, 10)
+    assert (again.events_new, again.measurements_new) == (0, 0) and not again.rejected
+    with timescale.connect() as conn:
+        stored = conn.execute("SELECT count(*) FROM measurements WHERE entity_id = 'mid'")
+        assert stored.fetchone() == (10,)
 
 
 def test_same_sample_same_aggregates_as_flavour_postgres(
@@ -218,3 +236,40 @@ def test_same_sample_same_aggregates_as_flavour_postgres(
     assert ts["measurements_1m"] == pg["measurements_1m"]
     assert ts["measurements_1h"] == pg["measurements_1h"]
     assert ts_latest == pg_latest
+
+
+def test_0003_keeps_the_rows_of_a_database_at_0002(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own TimescaleDB: migrated to 0002, given rows (one chunk compressed), then to 0003."""
+    db = settings.db.model_copy(update={"flavour": "timescale"})
+    real = migrate_module.load_migrations
+    log_file = state_dir(settings) / "pglite-test-0003.log"
+    with PGliteServer(log_file=log_file) as server:
+        create_roles(server.connect(), db)
+        with server.connect() as conn:
+            with monkeypatch.context() as patch:
+                patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:2])
+                assert [m.version for m in migrate(conn, db, settings.storage)] == [1, 2]
+            now = datetime.now(UTC).replace(microsecond=0)
+            for age in (timedelta(days=20), timedelta(minutes=30)):
+                conn.execute(
+                    "INSERT INTO measurements SELECT %s - g * interval '1 second', 'environment',"
+                    " 'pm25', 'aq-' || g %% 7, 'zone-1', g, 'ug/m3' FROM generate_series(1, 100) g",
+                    (now - age,),
+                )
+            maintain(conn, "timescale", settings.storage, run_jobs=True, retention=False)
+            compressed = conn.execute(
+                "SELECT count(*) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'measurements' AND is_compressed"
+            ).fetchone()
+            assert compressed == (1,)
+            before = conn.execute("SELECT * FROM measurements ORDER BY time").fetchall()
+
+            ran = migrate(conn, db, settings.storage)
+            assert [m.label for m in ran] == ["0003_measurements_append_only (timescale)"]
+            assert conn.execute("SELECT * FROM measurements ORDER BY time").fetchall() == before
+            # continuous aggregates still refresh from the table
+            maintain(conn, "timescale", settings.storage, run_jobs=True, retention=False,
+                     refresh_ranges=[(now - timedelta(hours=1), now)])  # fmt: skip
+            assert conn.execute("SELECT sum(count) FROM measurements_1m").fetchone() == (100,)

@@ -57,8 +57,9 @@ def test_errors_are_sorted_in_one_place(exc: BaseException, kind: ErrorKind) -> 
 def test_each_flavour_gets_shared_and_its_own_migrations() -> None:
     pg = load_migrations("postgres")
     ts = load_migrations("timescale")
-    assert [m.folder for m in pg] == ["shared", "postgres"]
-    assert [m.folder for m in ts] == ["shared", "timescale"]
+    assert [m.folder for m in pg] == ["shared", "postgres", "postgres"]
+    assert [m.folder for m in ts] == ["shared", "timescale", "timescale"]
+    assert [m.version for m in pg] == [m.version for m in ts] == [1, 2, 3]
     assert pg[0] == ts[0]
     with pytest.raises(MigrationError):
         load_migrations("oracle")  # type: ignore[arg-type]
@@ -101,14 +102,52 @@ def test_refresh_windows_are_bucket_aligned_and_merged() -> None:
     ]
 
 
-def test_batch_sorts_rows_by_kind() -> None:
+def _event(i: int, t: datetime) -> EventRow:
+    return EventRow(f"e{i}", t, "s", "t", "d", "ent", None, None, None, None, "{}")
+
+
+def _measurement(t: datetime, metric: str) -> MeasurementRow:
+    return MeasurementRow(t, "d", metric, "ent", None, 1.0, None)
+
+
+def test_batch_keeps_each_events_measurements_with_it() -> None:
     t = datetime.now(UTC)
-    e = EventRow("1", t, "s", "t", "d", "e", None, None, None, None, "{}")
-    m = MeasurementRow(t, "d", "m", "e", None, 1.0, None)
-    batch = Batch.of([m, e, m])
-    assert (len(batch.events), len(batch.measurements), len(batch)) == (1, 2, 3)
-    with pytest.raises(TypeError):
-        batch.add(("not", "a", "row"))  # type: ignore[arg-type]
+    batch = Batch()
+    batch.add_event(_event(0, t), [_measurement(t, "a"), _measurement(t, "b")])
+    batch.add_event(_event(1, t))  # an event may have no measurements
+    batch.add_event(_event(2, t), (_measurement(t, "c"),))
+    assert (len(batch), batch.rows, batch.ends) == (3, 6, [2, 2, 3])
+    assert [(e.id, [m.metric for m in ms]) for e, ms in batch.spans()] == [
+        ("e0", ["a", "b"]), ("e1", []), ("e2", ["c"]),
+    ]  # fmt: skip
+    assert [m.metric for m in batch.measurements_of(2)] == ["c"]
+    picked = batch.select([2, 0])
+    assert [(e.id, [m.metric for m in ms]) for e, ms in picked.spans()] == [
+        ("e2", ["c"]), ("e0", ["a", "b"]),
+    ]  # fmt: skip
+    tail = batch.slice(1, 3)
+    assert (tail.ends, [m.metric for m in tail.measurements]) == ([0, 1], ["c"])
+    assert batch.slice(1, 1).rows == 0
+    assert Batch.of([(_event(0, t), [_measurement(t, "a")]), _event(1, t)]).ends == [1, 1]
+
+
+def test_measurements_without_their_event_are_refused() -> None:
+    t = datetime.now(UTC)
+    m = _measurement(t, "a")
+    with pytest.raises(ValueError, match="without their events"):
+        Batch([], [m])
+    with pytest.raises(ValueError, match="span ends"):
+        Batch([_event(0, t)], [m, m], [1])  # the second measurement belongs to no event
+    with pytest.raises(ValueError, match="span ends"):
+        Batch([_event(0, t), _event(1, t)], [m, m], [2, 1])
+    with pytest.raises(TypeError, match="add_event"):
+        Batch().add_event(m)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="without an event"):
+        Batch.of([m])  # type: ignore[list-item]
+    batch = Batch()
+    with pytest.raises(TypeError, match="MeasurementRow"):
+        batch.add_event(_event(0, t), [("not", "a", "row")])  # type: ignore[list-item]
+    assert (len(batch), batch.rows) == (0, 0)  # nothing half-added
 
 
 def test_storage_settings_reject_nonsense() -> None:
