@@ -8,7 +8,9 @@ not here: they are the registry's (see `domains.registry`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -103,16 +105,37 @@ class DomainEvent(BaseModel):
 
     def measurements(self) -> list[tuple[str, float, str]]:
         """(metric, value, unit) for every declared measure that is present."""
-        rows: list[tuple[str, float, str]] = []
-        for measure in self.spec.measures:
-            value = getattr(self, measure.field)
-            if value is not None:
-                rows.append((measure.name, float(value), measure.unit))
-        return rows
+        cls = type(self)
+        plan = cls.__dict__.get("_measure_plan")
+        if plan is None:  # per class, on first use: one attrgetter and (metric, unit) pairs
+            plan = _measure_plan(cls.spec.measures)
+            cls._measure_plan = plan
+        values, names = plan
+        if values is None:
+            return []
+        got = values(self)
+        return [
+            (metric, float(value), unit)
+            for (metric, unit), value in zip(names, got, strict=True)
+            if value is not None
+        ]
 
     def as_data(self) -> dict[str, Any]:
         """The validated data as JSON-able values (what the `events.data` column stores)."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _measure_plan(
+    measures: tuple[Measure, ...],
+) -> tuple[Callable[[Any], tuple[Any, ...]] | None, list[tuple[str, str]]]:
+    """An attrgetter returning the measures' values as a tuple (even for one), and the
+    (metric, unit) of each: DomainEvent.measurements runs once per event in the pipeline."""
+    if not measures:
+        return None, []
+    fields = [m.field for m in measures]
+    getter = attrgetter(*fields)
+    values = (lambda event: (getter(event),)) if len(fields) == 1 else getter
+    return values, [(m.name, m.unit) for m in measures]
 
 
 @dataclass(frozen=True, slots=True)
