@@ -276,15 +276,21 @@ class IngestConsumer(faust_aiokafka.Consumer):
             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
 
     async def _deliver_chunk(self, tp: TP, chunk: RecordChunk) -> None:
-        """`_deliver` for a chunk: offsets [first, last) become a gap (see RecordChunk); a chunk
-        starting at or before the read offset (re-fetched after a seek) is dropped, as Faust
-        drops such a message."""
+        """`_deliver` for a chunk. As Faust delivers a message only if its offset is at or past
+        the read offset (after a seek: the committed offset, the next one to read; after a
+        delivery: the last delivered), records before it are dropped. The offsets from the
+        first (or from just after the read offset) to the last but one become a gap (see
+        RecordChunk)."""
         first, last = chunk.first_offset, chunk.offset
         r_offset = self._read_offset[tp]
-        if r_offset is not None and first <= r_offset:
-            self.log.dev("DROPPED CHUNK ROFF %r: offsets %r..%r", r_offset, first, last)
-            return
-        gap_from = first if r_offset is None else r_offset + 1
+        if r_offset is not None and first < r_offset:
+            kept = [record for record in chunk.records if record.offset >= r_offset]
+            if not kept:
+                self.log.dev("DROPPED CHUNK ROFF %r: offsets %r..%r", r_offset, first, last)
+                return
+            chunk.records, chunk.first_offset = kept, kept[0].offset
+            first = chunk.first_offset
+        gap_from = first if r_offset is None else min(first, r_offset + 1)
         if gap_from < last and self.app.topics.acks_enabled_for(chunk.topic):
             await self._add_gap(tp, gap_from, last - 1)  # inclusive bounds
         commit_every = self._commit_every

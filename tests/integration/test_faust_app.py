@@ -120,7 +120,9 @@ async def test_commits_exactly_the_batches_whose_body_returned(
 ) -> None:
     """Batches of 400 from 3,000 records on 2 partitions (chunks of at most 400): the first body
     returns, the second holds. The committed offsets are exactly, per partition, one past the
-    last record of the returned batch, whose records are that partition's prefix."""
+    last record of the returned batch, whose records are that partition's prefix; still so
+    after the app is stopped while the second body holds; and a new app of the group reads
+    exactly the other records."""
     run = uuid.uuid4().hex[:8]
     topic, group = f"test.faust-exact.{run}", f"test-faust-exact-{run}"
     total = 3000
@@ -142,13 +144,15 @@ async def test_commits_exactly_the_batches_whose_body_returned(
     holding = asyncio.Event()
     release = asyncio.Event()
 
+    held: list[Any] = []
+
     async def ingest(stream: Any) -> None:
         async for batch in batches_of(stream, mode, 400, 5.0):
-            if done:
+            if done and not held:
+                held.extend(batch)
                 holding.set()
-                await release.wait()
-            else:
-                done.extend(batch)
+                await release.wait()  # a database write that has not returned yet
+            done.extend(batch)
 
     app.agent(source, name=f"test.exact.{run}", concurrency=1)(ingest)
     await app.start()
@@ -168,9 +172,46 @@ async def test_commits_exactly_the_batches_whose_body_returned(
         else:
             assert all(isinstance(r, Message) for r in done)
             assert len(done) == 400
+        # A graceful stop while the second body holds its batch: Faust waits for the body (as
+        # the worker's shutdown waits for a sink write), and commits nothing of that batch.
+        stopping = asyncio.create_task(app.stop())
+        await asyncio.sleep(3)
+        assert not stopping.done()
+        assert await committed(kafka_bootstrap, group, topic) == expected, (
+            "stopping the app committed a batch whose body had not returned"
+        )
     finally:
         release.set()
-        await app.stop()
+    await asyncio.wait_for(stopping, 30)
+
+    # A new app of the group starts at the committed offsets: nothing is lost, and only the
+    # batch that was held during the stop may be read again (at least once).
+    again = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
+    source = again.topic(topic, value_serializer="raw", key_serializer="raw")
+    if mode == "chunks":
+        again.chunk_topics(topic)
+    rest: list[Any] = []
+    all_read = asyncio.Event()
+
+    read_by_first = {(r.partition, r.offset) for r in done}
+
+    async def resume(stream: Any) -> None:
+        async for batch in batches_of(stream, mode, 400, 0.3):
+            rest.extend(batch)
+            if len(read_by_first | {(r.partition, r.offset) for r in rest}) == total:
+                all_read.set()
+
+    again.agent(source, name=f"test.exact.{run}", concurrency=1)(resume)
+    await again.start()
+    try:
+        await asyncio.wait_for(all_read.wait(), 25)
+        await asyncio.sleep(0.5)
+        again_read = [(r.partition, r.offset) for r in rest]
+        assert len(again_read) == len(set(again_read))
+        twice = read_by_first & set(again_read)
+        assert twice <= {(r.partition, r.offset) for r in held}, "re-read beyond the held batch"
+    finally:
+        await again.stop()
 
 
 async def test_an_exception_out_of_the_body_acks_the_batch(
