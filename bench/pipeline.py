@@ -241,7 +241,7 @@ NAIVE_EVENT = (
 )
 NAIVE_MEASUREMENT = (
     "INSERT INTO measurements (time, domain, metric, entity_id, zone_id, value, unit)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -278,11 +278,13 @@ def naive_worker_main() -> None:
                 if not isinstance(d, Event):
                     continue
                 zone = d.zone_id or (zones.lookup([d.lon], [d.lat])[0] if d.lon else None)
-                await conn.execute(
+                cur = await conn.execute(
                     NAIVE_EVENT,
                     (d.time, d.id, d.source, d.type, domain, d.entity_id, zone, d.lon, d.lat,
                      d.subject, orjson.dumps(d.data).decode()),
                 )  # fmt: skip
+                if cur.rowcount != 1:  # a duplicate event: its measurements are stored
+                    continue
                 for metric, value, unit in d.measurements():
                     await conn.execute(
                         NAIVE_MEASUREMENT, (d.time, domain, metric, d.entity_id, zone, value, unit)
