@@ -1,6 +1,7 @@
 """`ioc worker`: the Faust app with one ingest agent per domain topic, and its timers.
 
-Per batch (`stream.take_events(n, within)`, concurrency 1 per topic):
+Per batch (`stream.take_records(n, within)`: Faust's take() counting records, which reach the
+agent as RecordChunks, one Faust message per partition per fetch; concurrency 1 per topic):
   split (pure: decode, validate, place; streams.ingest)
   -> dead letters produced to the DLQ topic and acknowledged by Kafka (acks=all)
   -> events and measurements written by the sink in one transaction (idempotent), retried on
