@@ -500,8 +500,11 @@ class IngestApp(faust.App):
 
 def faust_datadir(settings: Settings) -> str:
     """Where a Faust app keeps its local state (tables; none yet): under the state directory,
-    one folder per app id, never in the working directory (Faust's default)."""
-    return str(settings.dev.state_dir / "faust" / "{conf.name}-data")
+    one folder per app id, never in the working directory (Faust's default). Faust creates
+    the app's folder but not its parents, so the parent is made here."""
+    parent = settings.dev.state_dir / "faust"
+    parent.mkdir(parents=True, exist_ok=True)
+    return str(parent / "{conf.name}-data")
 
 
 def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:

@@ -38,6 +38,14 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     }
 
 
+def app_reading(settings: Settings, group: str, topic: str, mode: str) -> tuple[Any, Any]:
+    """An app of consumer group `group` and its raw-bytes `topic`, chunked in mode "chunks"."""
+    app = create_app(settings, id=group)
+    if mode == "chunks":
+        app.chunk_topics(topic)
+    return app, app.topic(topic, value_serializer="raw", key_serializer="raw")
+
+
 def batches_of(stream: Any, mode: str, size: int, within: float) -> Any:
     """The agent's batches as lists of records (objects with .partition, .offset, .value)."""
     if mode == "chunks":
@@ -71,10 +79,9 @@ async def test_commit_waits_for_the_batch_body(
             "commit_interval_s": 0.2,
         }
     )
-    app = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
-    source = app.topic(topic, value_serializer="raw", key_serializer="raw")
-    if mode == "chunks":
-        app.chunk_topics(topic)
+    app, source = app_reading(
+        settings.model_copy(update={"stream": stream_conf}), group, topic, mode
+    )
     taken: list[bytes] = []
     stored: list[bytes] = []
     holding = asyncio.Event()
@@ -136,10 +143,9 @@ async def test_commits_exactly_the_batches_whose_body_returned(
     stream_conf = settings.stream.model_copy(
         update={"web_enabled": False, "batch_size": 400, "commit_interval_s": 0.2}
     )
-    app = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
-    source = app.topic(topic, value_serializer="raw", key_serializer="raw")
-    if mode == "chunks":
-        app.chunk_topics(topic)
+    app, source = app_reading(
+        settings.model_copy(update={"stream": stream_conf}), group, topic, mode
+    )
     done: list[Any] = []
     holding = asyncio.Event()
     release = asyncio.Event()
@@ -186,10 +192,9 @@ async def test_commits_exactly_the_batches_whose_body_returned(
 
     # A new app of the group starts at the committed offsets: nothing is lost, and only the
     # batch that was held during the stop may be read again (at least once).
-    again = create_app(settings.model_copy(update={"stream": stream_conf}), id=group)
-    source = again.topic(topic, value_serializer="raw", key_serializer="raw")
-    if mode == "chunks":
-        again.chunk_topics(topic)
+    again, source = app_reading(
+        settings.model_copy(update={"stream": stream_conf}), group, topic, mode
+    )
     rest: list[Any] = []
     all_read = asyncio.Event()
 

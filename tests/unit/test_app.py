@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from aiokafka import ConsumerRecord
 from faust.types import TP
@@ -13,7 +15,7 @@ from streams.app import (
     RecordChunk,
     create_app,
 )
-from streams.settings import KafkaSettings, Settings, StreamSettings, load_settings
+from streams.settings import DevSettings, KafkaSettings, Settings, StreamSettings, load_settings
 
 TUNED = StreamSettings(
     app_id="ioc-test",
@@ -110,3 +112,13 @@ def test_stream_settings_from_environment(clean_env: pytest.MonkeyPatch) -> None
     settings = load_settings()
     assert settings.stream.batch_size == 2500
     assert settings.stream.fetch_max_wait_ms == 50
+
+
+def test_faust_keeps_its_data_under_the_state_directory(tmp_path: Path) -> None:
+    """Faust makes the app's folder but not its parents (a fresh clone has no .local/faust)."""
+    settings = tuned_settings().model_copy(
+        update={"dev": DevSettings(state_dir=tmp_path / "state")}
+    )
+    app = create_app(settings)
+    assert (tmp_path / "state" / "faust").is_dir()
+    assert Path(app.conf.datadir) == tmp_path / "state" / "faust" / "ioc-test-data"
