@@ -27,11 +27,21 @@ Prints events/s and the ratios a/b, a/c, a/d. Everything it creates (databases, 
 offsets go with the topics) is removed at the end. `--profile FILE` attaches py-spy to the
 worker of (a) and writes collapsed stacks to FILE. Not a test: nothing is asserted.
 
-Measured 2026-11-23 (2 cores shared by the worker, the broker and PostgreSQL 15), 1,000,000 events:
-a 11,042 events/s (worker 0.85 cores, PostgreSQL 0.63, Kafka 0.03), b 1,189 (extrapolated from
-60 s), c 120,329, d 9,514; a/b 9.3, a/c 0.09, a/d 1.16; p99 at 2,000 events/s 0.60 s to the
-write, worst 2 s window p99 to the commit 0.86 s. (a)'s clock starts when the worker answers,
-(c)'s and (d)'s at their first fetched / stored batch, so the ratios favour b, c and d slightly.
+Measured 2026-11-23 (2 cores shared by the worker, the broker and PostgreSQL 15), 1,000,000 events,
+two full runs after RecordChunks, the cheaper decode and append-only measurements:
+  run 1: a 24,543 events/s (worker 0.79 cores, PostgreSQL 0.58, Kafka 0.03), b 931, c 126,598,
+         d 11,488; a/b 26.4, a/c 0.19, a/d 2.14; p99 at 2,000 events/s 0.62 s to the write,
+         worst 2 s window p99 to the commit 1.18 s.
+  run 2: a 20,127 (worker 0.76, PostgreSQL 0.59, Kafka 0.11), b 1,122, c 115,725, d 10,015;
+         a/b 17.9, a/c 0.17, a/d 2.01; p99 0.57 s, worst window 0.75 s.
+  (a) alone, 600k events, four runs in a row: 20,150-22,034 events/s (knobs: 64-chunk buffers
+  and 10,000-event batches changed nothing beyond the noise).
+Before (same day, per-record Faust path, keyed measurements): a 11,042, b 1,189, c 120,329,
+d 9,514. (a)'s clock starts when the worker answers, (c)'s and (d)'s at their first fetched /
+stored batch, so the ratios favour b, c and d slightly. The worker is bound by its one Python
+thread (GIL): ~35 us of CPU per event (decode + validation ~40% of the main thread, the sink's
+COPY rows ~20%, aiokafka's record parsing in the consumer thread ~15% of the GIL), PostgreSQL
+~28 us per event on the other core.
 """
 
 from __future__ import annotations
