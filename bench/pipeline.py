@@ -73,7 +73,7 @@ from geo import ZoneIndex  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.testing import free_port, scratch_database  # noqa: E402
 from streams.app import faust_datadir  # noqa: E402
-from streams.dev.processes import ChildCommand, wait_http_ok  # noqa: E402
+from streams.dev.processes import ChildCommand, cpu_use, wait_http_ok  # noqa: E402
 from streams.dev.runtime import LocalPostgres  # noqa: E402
 from streams.kafka_io import create_topics  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
@@ -186,22 +186,17 @@ async def wait_drained(
 
 def cpu_seconds(worker: int) -> dict[str, float]:
     """CPU seconds used so far: the worker process, PostgreSQL (live + reaped backends), Kafka."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {"worker": 0.0, "postgres": 0.0, "kafka": 0.0}
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        use = cpu_use(pid)
+        if use is None:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        used = (int(fields[11]) + int(fields[12])) / tick
         if int(pid) == worker:
-            out["worker"] += used
-        elif name.startswith("postgres"):
-            out["postgres"] += used + (int(fields[13]) + int(fields[14])) / tick
-        elif name == "java":
-            out["kafka"] += used
+            out["worker"] += use.own_s
+        elif use.name.startswith("postgres"):
+            out["postgres"] += use.own_s + use.reaped_children_s
+        elif use.name == "java":
+            out["kafka"] += use.own_s
     return out
 
 

@@ -44,13 +44,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -61,6 +59,7 @@ from sinks.migrate import migrate
 from sinks.rows import Batch, EventRow, MeasurementRow
 from sinks.testing import scratch_database
 from sinks.timescale import EVENT_TYPES, MEASUREMENT_TYPES, TimescaleSink, _event_values
+from streams.dev.processes import cpu_use
 from streams.dev.runtime import LocalPostgres
 from streams.settings import Settings, load_settings
 
@@ -148,7 +147,6 @@ class ServerProbe:
     def __init__(self, superuser: str, dbname: str) -> None:
         self.conn = psycopg.connect(superuser, autocommit=True)
         self.dbname = dbname
-        self.tick = os.sysconf("SC_CLK_TCK")
 
     def snapshot(self) -> tuple[dict[int, float], int, int]:
         pids = [
@@ -159,13 +157,7 @@ class ServerProbe:
                 (self.dbname,),
             )
         ]
-        cpu = {}
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            cpu[pid] = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        cpu = {pid: use.own_s for pid in pids if (use := cpu_use(pid)) is not None}
         row = self.conn.execute(
             "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, wal_fpi FROM pg_stat_wal"
         ).fetchone()
