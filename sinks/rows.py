@@ -134,7 +134,7 @@ class Batch:
         events, measurements, ends = out.events, out.measurements, out.ends
         for i in indices:
             events.append(self.events[i])
-            measurements += self.measurements[self.ends[i - 1] if i else 0 : self.ends[i]]
+            measurements += self.measurements_of(i)
             ends.append(len(measurements))
         return out
 

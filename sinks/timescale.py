@@ -370,12 +370,10 @@ class TimescaleSink:
             for half in (batch.slice(0, middle), batch.slice(middle, n)):
                 await self._write_part(conn, half, result, state)
             return
-        if stored is batch:
-            result.new_events.update(map(_DOMAIN, batch.events))
-            result.new_measurements.update(map(_DOMAIN, batch.measurements))
-            return
         result.new_events.update(map(_DOMAIN, stored.events))
         result.new_measurements.update(map(_DOMAIN, stored.measurements))
+        if stored is batch:
+            return
         # The rest were stored before (an earlier batch, or another worker): duplicates.
         result.count_duplicates(batch)
         result.duplicate_events.subtract(map(_DOMAIN, stored.events))
