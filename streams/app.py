@@ -146,6 +146,24 @@ class RecordChunk(ConsumerMessage):
         self.records = records
         self.first_offset: int = records[0].offset
 
+    def keep_from(self, read_offset: int | None) -> bool:
+        """Drop the records before the consumer's read offset (as Faust drops such a message);
+        False if none is left."""
+        if read_offset is None or self.first_offset >= read_offset:
+            return True
+        kept = [record for record in self.records if record.offset >= read_offset]
+        if kept:
+            self.records, self.first_offset = kept, kept[0].offset
+        return bool(kept)
+
+    def gap(self, read_offset: int | None) -> tuple[int, int] | None:
+        """The offsets no stream will ack, inclusive: from the first record (or from just
+        after the read offset) to the last but one."""
+        start = (
+            self.first_offset if read_offset is None else min(self.first_offset, read_offset + 1)
+        )
+        return (start, self.offset - 1) if start < self.offset else None
+
 
 class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """The aiokafka consumer thread, with `fetch_max_wait_ms` from the app's settings.
@@ -257,48 +275,31 @@ class IngestConsumer(faust_aiokafka.Consumer):
                     yield tp, to_message(tp, record)
 
     async def _deliver(self, tp: TP, message: Message) -> None:
-        if type(message) is RecordChunk:
-            await self._deliver_chunk(tp, message)
-            return
+        # Faust's `_deliver` (consumer.py, 0.15.3), plus RecordChunks. Faust delivers a message
+        # only if its offset is at or past the read offset (after a seek: the committed offset,
+        # the next one to read; after a delivery: the last delivered).
         offset = message.offset
         r_offset = self._read_offset[tp]
-        if r_offset is None or offset >= r_offset:
-            gap = offset - (r_offset or 0)
-            if gap > 1 and r_offset and self.app.topics.acks_enabled_for(message.topic):
-                await self._add_gap(tp, r_offset + 1, offset)
-            commit_every = self._commit_every
-            if commit_every is not None and self._n_acked >= commit_every:
-                self._n_acked = 0
-                await self.commit()
-            await self.callback(message)
-            self._read_offset[tp] = offset
+        gap: tuple[int, int] | None = None  # inclusive bounds
+        if type(message) is RecordChunk:
+            if not message.keep_from(r_offset):
+                self.log.dev("DROPPED CHUNK ROFF %r: up to offset %r", r_offset, offset)
+                return
+            gap = message.gap(r_offset)
+        elif r_offset is None or offset >= r_offset:
+            if r_offset and offset - r_offset > 1:
+                gap = (r_offset + 1, offset)
         else:
             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
-
-    async def _deliver_chunk(self, tp: TP, chunk: RecordChunk) -> None:
-        """`_deliver` for a chunk. As Faust delivers a message only if its offset is at or past
-        the read offset (after a seek: the committed offset, the next one to read; after a
-        delivery: the last delivered), records before it are dropped. The offsets from the
-        first (or from just after the read offset) to the last but one become a gap (see
-        RecordChunk)."""
-        first, last = chunk.first_offset, chunk.offset
-        r_offset = self._read_offset[tp]
-        if r_offset is not None and first < r_offset:
-            kept = [record for record in chunk.records if record.offset >= r_offset]
-            if not kept:
-                self.log.dev("DROPPED CHUNK ROFF %r: offsets %r..%r", r_offset, first, last)
-                return
-            chunk.records, chunk.first_offset = kept, kept[0].offset
-            first = chunk.first_offset
-        gap_from = first if r_offset is None else min(first, r_offset + 1)
-        if gap_from < last and self.app.topics.acks_enabled_for(chunk.topic):
-            await self._add_gap(tp, gap_from, last - 1)  # inclusive bounds
+            return
+        if gap is not None and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, *gap)
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
-        await self.callback(chunk)
-        self._read_offset[tp] = last
+        await self.callback(message)
+        self._read_offset[tp] = offset
 
 
 if _CStreamIterator is not None:
