@@ -96,7 +96,10 @@ class StreamSettings(BaseModel):
         100, ge=0, le=30_000, description="Broker long-poll wait; Faust hard-codes 1500."
     )
     stream_buffer_maxsize: int = Field(
-        32_768, ge=1, description="Events buffered per stream before its partitions are paused."
+        32_768,
+        ge=1,
+        description="With read_chunks off: events buffered per stream before its partitions "
+        "are paused.",
     )
     read_chunks: bool = Field(
         True,
