@@ -15,11 +15,11 @@ Cases
   (n, within from StreamSettings), concurrency 1.
 - faust-settings: the same stock App with StreamSettings' Faust settings only
   (max poll records, fetch size, stream buffer, commit interval).
-- faust-tuned: `streams.app.create_app`: those settings + IngestConsumer (one wait_first per
+- faust-tuned: `streams.faust_ext.create_app`: those settings + IngestConsumer (one wait_first per
   fetched batch instead of per event) + IngestStream (yield to the loop every 100 events, not
   before every event) + fetch_max_wait_ms from settings.
 - faust-chunks: `create_app` as the worker runs it: faust-tuned + one Faust message per
-  partition per fetch (streams.app.RecordChunk, agent on `IngestStream.take_records`).
+  partition per fetch (streams.faust_ext.RecordChunk, agent on `IngestStream.take_records`).
 - ablations (--cases tuned-...): faust-tuned with one change taken back (ABLATIONS).
 
 Measured here (2 cores shared with three other engineers' work, broker and PostgreSQL on the
@@ -37,7 +37,7 @@ per event of the whole child process in brackets):
       tuned-stock-yield    19,183/s   0.66x  (sleep(0) before every event: 1.3x the CPU)
       tuned-fetch-1500     30,536/s   1.05x  (neutral for throughput; 100 ms kept for latency)
       cython_optimizations: turning it off measured 1.13x (within noise), so it is off now
-      (see streams/app.py). A fetcher wake-up on flow-control buffer drop instead of Faust's
+      (see streams/faust_ext.py). A fetcher wake-up on flow-control buffer drop instead of Faust's
       fixed 1 s sleep measured 0.97x and was dropped.
 
     run 3 (--repeat 2, the final defaults: cython_optimizations off)
@@ -70,8 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from streams.app import faust_datadir  # noqa: E402
-from streams.dev.smoke import ensure_topic, produce  # noqa: E402
+from localdev.smoke import ensure_topic, produce  # noqa: E402
+from streams.faust_ext import faust_datadir  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 
 CASES = ["raw", "faust-default", "faust-settings", "faust-tuned", "faust-chunks"]
@@ -173,7 +173,7 @@ def stock_app(settings: Settings, group: str, tuned: bool) -> Any:
 async def run_faust(
     settings: Settings, topic: str, expected: int, timeout: float, case: str
 ) -> Meter:
-    from streams.app import create_app
+    from streams.faust_ext import create_app
 
     group = f"bench-{case}-{uuid.uuid4().hex[:8]}"
     if case == "faust-default":
@@ -186,7 +186,7 @@ async def run_faust(
     elif case == "faust-tuned" or case in ABLATIONS:
         from faust.transport.consumer import Consumer as StockConsumer
 
-        from streams.app import IngestConsumer
+        from streams.faust_ext import IngestConsumer
 
         update: dict[str, Any] = {"web_enabled": False, "read_chunks": False}
         if case == "tuned-cython":

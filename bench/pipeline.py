@@ -68,18 +68,20 @@ from aiokafka.admin import AIOKafkaAdminClient
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+from procstat import cpu_use  # noqa: E402
+
 from domains import Registry  # noqa: E402
 from geo import ZoneIndex  # noqa: E402
+from localdev.processes import ChildCommand, wait_http_ok  # noqa: E402
+from localdev.runtime import LocalPostgres  # noqa: E402
+from simulator.config import SimulatorConfig  # noqa: E402
+from simulator.generate import Simulation  # noqa: E402
+from simulator.produce import produce  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
-from sinks.testing import free_port, scratch_database  # noqa: E402
-from streams.app import faust_datadir  # noqa: E402
-from streams.dev.processes import ChildCommand, cpu_use, wait_http_ok  # noqa: E402
-from streams.dev.runtime import LocalPostgres  # noqa: E402
+from streams.faust_ext import faust_datadir  # noqa: E402
 from streams.kafka_io import create_topics  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
-from streams.simulator.config import SimulatorConfig  # noqa: E402
-from streams.simulator.generate import Simulation  # noqa: E402
-from streams.simulator.produce import produce  # noqa: E402
+from tests.support.database import free_port, scratch_database  # noqa: E402
 
 PARTITIONS = 6
 

@@ -19,10 +19,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from domains import Registry
 from geo import ZoneIndex
+from simulator.config import FAULTS, SimulatorConfig
+from simulator.generate import Simulation
+from simulator.produce import produce
 from streams.kafka_io import create_topics
-from streams.simulator.config import FAULTS, SimulatorConfig
-from streams.simulator.generate import Simulation
-from streams.simulator.produce import produce
 
 
 def simulation(count: int, prefix: str) -> Simulation:

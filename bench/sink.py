@@ -45,23 +45,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
+from procstat import cpu_use
 from psycopg import sql
 
-from sinks.migrate import migrate
-from sinks.rows import Batch, EventRow, MeasurementRow
-from sinks.testing import scratch_database
-from sinks.timescale import EVENT_TYPES, MEASUREMENT_TYPES, TimescaleSink, _event_values
-from streams.dev.processes import cpu_use
-from streams.dev.runtime import LocalPostgres
-from streams.settings import Settings, load_settings
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))  # tests.support is not installed; bench runs from a checkout
+
+from localdev.runtime import LocalPostgres  # noqa: E402
+from sinks.migrate import migrate  # noqa: E402
+from sinks.rows import Batch, EventRow, MeasurementRow  # noqa: E402
+from sinks.timescale import EVENT_TYPES, MEASUREMENT_TYPES, TimescaleSink, _event_values  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from tests.support.database import scratch_database  # noqa: E402
 
 EVENT_COLUMNS = "time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data"
 MEASUREMENT_COLUMNS = "time, domain, metric, entity_id, zone_id, value, unit"

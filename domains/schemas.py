@@ -1,6 +1,6 @@
 """Contracts for integrators, as data: a JSON Schema per event type and one AsyncAPI 3.0 document.
 
-Pure: returns dicts; `ioc schemas export DIR` (streams/contracts.py) writes them to files:
+Pure: returns dicts; `ioc schemas export DIR` (ioc/schemas_commands.py) writes them to files:
 
     DIR/cloudevent.schema.json          the envelope (structured mode) shared by every type
     DIR/<type>.schema.json              the `data` of one event type (= a binary-mode body)

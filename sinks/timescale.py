@@ -311,7 +311,7 @@ class TimescaleSink:
                 if classify(exc) is not ErrorKind.TRANSIENT:
                     raise
                 if attempt == self.storage.retry_attempts:
-                    # The caller logs the outage once (streams.backpressure); here it is detail.
+                    # The caller logs the outage once (streams.retry); here it is detail.
                     log.debug("sink.retries_exhausted", attempts=attempt, error=_describe(exc))
                     raise Backpressure(
                         f"database unavailable after {attempt} attempts: {_describe(exc)}"

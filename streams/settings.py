@@ -72,7 +72,7 @@ class GrafanaSettings(BaseModel):
 
 
 class StreamSettings(BaseModel):
-    """The Faust worker's knobs (streams/app.py `create_app`); defaults measured in
+    """The Faust worker's knobs (streams/faust_ext.py `create_app`); defaults measured in
     bench/faust_consumer.py on this machine."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -104,7 +104,7 @@ class StreamSettings(BaseModel):
     read_chunks: bool = Field(
         True,
         description="Hand each ingest agent one Faust message per partition per fetch (a chunk "
-        "of records, streams/app.py RecordChunk) instead of one per record; false = Faust's "
+        "of records, streams/faust_ext.py RecordChunk) instead of one per record; false = Faust's "
         "per-record path, kept for comparison.",
     )
     chunk_buffer_maxsize: int = Field(

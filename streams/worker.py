@@ -5,7 +5,7 @@ agent as RecordChunks, one Faust message per partition per fetch; concurrency 1 
   split (pure: decode, validate, place; streams.ingest)
   -> dead letters produced to the DLQ topic and acknowledged by Kafka (acks=all)
   -> events and measurements written by the sink in one transaction (idempotent), retried on
-     backpressure until stored (streams.backpressure; the body never raises while holding a batch)
+     backpressure until stored (streams.retry; the body never raises while holding a batch)
   -> the body returns; Faust acks the batch's events and commits them within the commit interval.
 A crash anywhere before that return leaves the offsets where they were: the batch is read again
 and the natural keys make the second write a no-op. Dead letters of a redelivered batch are sent
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import faust
 import orjson
 import psycopg
 import structlog
@@ -46,12 +45,12 @@ from sinks.errors import Backpressure
 from sinks.maintenance import maintain
 from sinks.rows import EventRow
 from sinks.timescale import Rejected, TimescaleSink, WriteResult
-from streams.app import IngestStream, create_app
-from streams.backpressure import OutageLog, retry_until_done
 from streams.dlq import DeadLetter, dlq_topic
+from streams.faust_ext import IngestApp, IngestStream, create_app
 from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import KafkaRecord, create_topics, partition_lag
 from streams.metrics import PipelineMetrics
+from streams.retry import OutageLog, retry_until_done
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -268,7 +267,7 @@ async def record_lag(settings: Settings, metrics: PipelineMetrics, group: str) -
         metrics.record_lag(tp.topic, tp.partition, lag)
 
 
-def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, Pipeline]:
+def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, Pipeline]:
     """The worker's Faust app and the pipeline its agents share (nothing runs yet)."""
     registry = registry_for(settings)
     app = create_app(settings, id=app_id)
@@ -290,7 +289,7 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[faust.App, 
         app.agent(topic, name=f"ingest-{domain}", concurrency=1)(ingest)
 
     @app.on_before_shutdown.connect
-    async def stop_pipeline(app: faust.App, **_: Any) -> None:
+    async def stop_pipeline(app: IngestApp, **_: Any) -> None:
         await pipeline.stop()
 
     stats_outage, maintenance_outage = OutageLog("stats"), OutageLog("maintenance")

@@ -9,7 +9,7 @@ import os
 import psycopg
 import pytest
 
-from streams.dev.runtime import kafka_metadata_ok
+from localdev.runtime import kafka_metadata_ok
 from streams.settings import Settings, load_settings
 
 START_HINT = "start them with `.venv/bin/ioc dev up` (or run `make test`, which does it for you)"

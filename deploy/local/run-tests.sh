@@ -19,9 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== ruff"
-$BIN/ruff check . || exit 1
-$BIN/ruff format --check . || exit 1
+echo "== lint (ruff, import contracts)"
+make --no-print-directory lint || exit 1
 
 echo "== pytest"
 $BIN/python -m pytest "$@"

@@ -24,13 +24,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from domains import Registry, binary_message
-from sinks.testing import free_port, scratch_database
-from streams.dev.accounting import Observed, observe, split_expected, wait_until_accounted
-from streams.dev.processes import ChildCommand, wait_http_ok
-from streams.dev.runtime import LocalPostgres
+from localdev.accounting import Observed, observe, split_expected, wait_until_accounted
+from localdev.processes import ChildCommand, wait_http_ok
+from localdev.runtime import LocalPostgres
+from simulator.generate import Manifest
 from streams.dlq import DeadLetter, dlq_topic, read_letters
 from streams.settings import Settings, load_settings
-from streams.simulator.generate import Manifest
+from tests.support.database import free_port, scratch_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import Message
 
-from streams.app import create_app
-from streams.dev.smoke import ensure_topic, produce
+from localdev.smoke import ensure_topic, produce
+from streams.faust_ext import create_app
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg_pool import ConnectionPool
 
-from sinks.testing import free_port
-from streams.dev.runtime import PROJECT_ROOT
-from streams.dev.smoke import consume, ensure_topic, produce, run_smoke
+from localdev.runtime import PROJECT_ROOT
+from localdev.smoke import consume, ensure_topic, produce, run_smoke
 from streams.settings import Settings
+from tests.support.database import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def ioc(
     *args: str, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams", *args],
+        [sys.executable, "-m", "ioc", *args],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=PROJECT_ROOT, check=False,
     )  # fmt: skip
 

@@ -15,15 +15,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from localdev.runtime import LocalPostgres
 from sinks import migrate as migrate_module
 from sinks.errors import Backpressure
 from sinks.maintenance import ensure_partitions, maintain
 from sinks.migrate import Migration, MigrationError, migrate
 from sinks.rows import Batch, EventRow, MeasurementRow
-from sinks.testing import one_event_each, scratch_database
 from sinks.timescale import TimescaleSink
-from streams.dev.runtime import LocalPostgres
 from streams.settings import Settings
+from tests.support.database import one_event_each, scratch_database
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from localdev.runtime import LocalPostgres, state_dir
 from sinks import migrate as migrate_module
 from sinks.maintenance import maintain
 from sinks.migrate import migrate
 from sinks.rows import MeasurementRow
-from sinks.testing import (
+from sinks.timescale import TimescaleSink, WriteResult
+from streams.settings import Settings
+from tests.support.database import (
     PGLITE_INSTALL,
     DatabaseUnavailable,
     PGliteServer,
@@ -28,9 +31,6 @@ from sinks.testing import (
     one_event_each,
     scratch_database,
 )
-from sinks.timescale import TimescaleSink, WriteResult
-from streams.dev.runtime import LocalPostgres, state_dir
-from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 

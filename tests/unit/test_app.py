@@ -8,7 +8,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from faust.types import TP
 
-from streams.app import (
+from streams.faust_ext import (
     IngestConsumerThread,
     IngestStream,
     IngestTransport,

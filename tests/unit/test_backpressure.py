@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from streams.backpressure import Backoff, retry_until_done
+from streams.retry import Backoff, retry_until_done
 
 
 class Down(Exception):
@@ -56,7 +56,7 @@ def test_backoff_is_capped() -> None:
 def test_outage_log_reports_start_and_end_once() -> None:
     from structlog.testing import capture_logs
 
-    from streams.backpressure import OutageLog
+    from streams.retry import OutageLog
 
     outage = OutageLog("stats")
     with capture_logs() as logs:

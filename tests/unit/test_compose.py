@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from streams.cli import app
+from ioc.cli import app
 from streams.settings import DevSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

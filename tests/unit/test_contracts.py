@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from domains import Decoder, Event, Registry
 from domains.schemas import export
-from streams.cli import app
+from ioc.cli import app
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 REGISTRY = Registry()

@@ -23,9 +23,9 @@ from domains import (
 )
 from domains.registry import DOMAINS
 from geo import ZoneIndex
-from streams.simulator.config import SimulatorConfig
-from streams.simulator.generate import Simulation
-from streams.simulator.profiles import PROFILES
+from simulator.config import SimulatorConfig
+from simulator.generate import Simulation
+from simulator.profiles import PROFILES
 
 NOW = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)
 REGISTRY = Registry()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from streams.cli import app
+from ioc.cli import app
 from streams.settings import SettingsError, load_settings
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ import pytest
 
 from domains import Decoder, Event, Registry, Rejection
 from geo import ZoneIndex
-from streams.simulator.config import FAULTS, SimulatorConfig, parse_duration, parse_faults
-from streams.simulator.generate import Manifest, Simulation
+from simulator.config import FAULTS, SimulatorConfig, parse_duration, parse_faults
+from simulator.generate import Manifest, Simulation
 
 START = datetime(2026, 7, 15, 0, 0, tzinfo=UTC)  # 07:00 in Dak Lak, rainy season
 REGISTRY = Registry()

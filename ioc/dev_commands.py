@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from streams.cli import console, fail, settings_from
-from streams.dev.runtime import RuntimeProblem, components, log_files, state_dir
+from ioc.console import console, fail, settings_from
+from localdev.runtime import RuntimeProblem, components, log_files, state_dir
 
 dev_app = typer.Typer(
     help="The local runtime: a real Kafka and PostgreSQL under .local/.", no_args_is_help=True
@@ -100,7 +100,7 @@ def smoke_command(
     events: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many events.")] = 5000,
 ) -> None:
     """Round trip: produce, consume as a group, store in PostgreSQL, and count."""
-    from streams.dev.smoke import run_smoke
+    from localdev.smoke import run_smoke
 
     settings = settings_from(ctx)
     try:
@@ -129,7 +129,7 @@ def demo_command(
     ] = 0.002,
 ) -> None:
     """Simulator -> Kafka -> worker -> database for a minute, then who got what, per domain."""
-    from streams.dev.demo import run_demo, summary_table
+    from localdev.demo import run_demo, summary_table
 
     settings = settings_from(ctx)
     try:

@@ -1,93 +1,25 @@
-"""The Faust app the worker runs: `create_app(settings)` builds it, tuned for ingest.
+"""Everything the pipeline adapts in faust-streaming: the one module that touches Faust's internals.
 
-Nothing happens at import: no app, no topics, no event loop. `ioc worker` calls `create_app`,
-declares its topics and agents on the returned app, and starts it.
+The rest of the pipeline speaks only to this module (`create_app`, `IngestApp`, `IngestStream`,
+`run_worker`); an import-linter contract keeps `faust` and `mode` out of every other module.
+The adapted methods were read in faust-streaming FAUST_VERSION and copied with small changes;
+each names its original (file and method) and says what changed. `check_framework()` runs when
+an app is created and refuses any other version, so an upgrade breaks loudly here and nowhere else.
 
-Acks and commits in faust-streaming 0.15.3 (read in site-packages/faust/, verified live)
------------------------------------------------------------------------------------------
-- `Consumer.ack` (transport/consumer.py) records the offset in `_acked[tp]`. `Consumer.commit`
-  runs from `_commit_handler` (every `broker_commit_interval`) and from the drainer (every
-  `broker_commit_every` acks); `_new_offset` commits the end of the first run of consecutive
-  acked offsets. Only acked offsets are committed (`AIOKafkaConsumerThread._commit`, in the
-  consumer thread), and `enable_auto_commit` is off.
-- `Stream.take(n, within)` (streams.py) sets `enable_acks = False`, collects up to n values
-  (processor `add_to_buffer`, fed by a passive drainer task), yields `list(buffer)` and acks the
-  batch's events in the `finally` after the `yield`, i.e. when the body returns to `async for`.
-  A batch is therefore committed only after its loop body returned (tests/integration/
-  test_faust_app.py holds a body open for six commit intervals: nothing is committed). The same
-  `finally` runs when the generator is closed: an exception escaping the body acks, and then
-  commits, the batch it was handling, and the agent crashes (verified: 100 events "failed",
-  offset 100 committed). Never let a sink error escape while holding a batch.
-- `Stream.noack_take(n, within)` is the same loop yielding events and never acking: the agent
-  must `await stream.ack(event)` for each (`Stream.ack` -> `Event.ack` -> `Consumer.ack`).
-- Agent `concurrency > 1`: several streams share the channel and ack out of order. With
-  in-order acks (concurrency 1) the acked run always starts at the committed head, but
-  `_new_offset`'s head guard is `min(acked) - committed > 1` (and skipped while nothing has been
-  committed), so one in-flight offset at the head is committed over: faust-streaming issue
-  #606, fix proposed in PR #707. Ingest agents run with concurrency 1; scale by partitions and
-  workers.
+Acknowledgement rule: an event is acked only after the agent's loop body returned normally for
+the batch that holds it (`IngestStream.take_records`). An exception in the body, a cancelled
+agent, a crashed app or a stopped worker leaves the batch unacked, so its offsets are never
+committed; Kafka delivers it again and the sink's natural key makes the second write a no-op.
 
-Where the time goes out of the box (cProfile + per-thread CPU, this machine)
-------------------------------------------------------------------------------
-Not the fetch: the aiokafka consumer runs in its own thread (`ConsumerThread`, a mode
-`QueueServiceThread`, ~4% of the CPU); each `getmany` is one `call_thread` hop (mode
-`MethodQueue`, `call_soon_threadsafe` both ways) returning thousands of records. Faust
-hard-codes `fetch_max_wait_ms=1500` (`_create_worker_consumer`), but with `fetch_min_bytes=1`
-the broker answers at once while it has data, so that costs latency on a quiet partition, not
-throughput. The main thread is CPU-bound at ~100-130 us per event:
-1. the drainer (`Consumer._drain_messages`) awaits `wait_first(callback(message),
-   suspend_flow.wait())` per message: four Tasks and an `asyncio.wait` per event (~2/3);
-2. the stream iterator (`faust/_cython/streams.pyx` `StreamIterator.next`) awaits
-   `sleep(0)` before every event: one event-loop turn (an epoll call) per event;
-3. the rest: conductor + codec registry (several us even for raw bytes), sensors, acks.
-Flow control pauses a partition when its stream buffer reaches `stream_buffer_maxsize / 1.25`
-and resumes it at 40%; when all are paused, `_wait_next_records` sleeps a fixed 1 s.
-
-What this module changes (each measured in bench/faust_consumer.py; see its docstring)
-------------------------------------------------------------------------------------
-- `IngestConsumer._drain_messages`: the same loop with one `wait_first` per fetched batch.
-  On `suspend_flow` (rebalance) the batch's delivery is cancelled at the message in progress,
-  as before, and the rest of the batch is dropped, as before (Faust's `getmany` stops yielding
-  once `flow_active` is False); offsets are re-read from the committed position afterwards.
-- `IngestStream` / `IngestStreamIterator`: Faust's Cython iterator with `next()` yielding to
-  the loop every `stream_yield_every` events (default 100) instead of every event, and taking
-  buffered events with `get_nowait()` like Faust's pure-Python `_py_aiter`. Acks untouched.
-- `IngestConsumerThread`: `fetch_max_wait_ms` from settings (100) instead of the fixed 1500,
-  for latency on quiet partitions.
-- Settings: `stream_buffer_maxsize` 32768 (4096 measured ~35% slower with the rest tuned),
-  `broker_max_poll_records` 10000 (Faust: unbounded), `consumer_max_fetch_size` 4 MiB,
-  commit interval 1 s. On their own, with Faust's drainer and iterator, these settings buy
-  nothing measurable (faust-settings ~= faust-default). `cython_optimizations` stays off: its
-  quick queue get is what IngestStreamIterator does anyway (measured neutral), and its other
-  path (decode reuse) only matters with several channels on one topic.
-
-- `RecordChunk` + `IngestConsumer.getmany` + `IngestStream.take_records` (the worker's path,
-  `IOC_STREAM__READ_CHUNKS`, on by default): the records of one partition from one fetch travel
-  through Faust as ONE message; acks, commits, rebalances and flow control are Faust's,
-  per chunk. bench/faust_consumer.py, 200k events: 2.4 us CPU per event against 26.6 us for
-  the per-record path above (faust-tuned), 211k vs 35k events/s read-only.
-
-Neutral for throughput: `fetch_max_wait_ms` (1500 vs 100: 1.05x; kept at 100 for latency on
-quiet partitions), and waking the fetcher on buffer drop instead of Faust's fixed 1 s sleep
-while flow control has paused every partition (0.97x; tried and dropped: with a 32k buffer
-the stream rarely pauses all partitions).
-
-Recommended ingest agent (concurrency 1; the sink waits and retries transient errors inside
-`write` and sorts permanent ones into the DLQ; nothing escapes the loop body)::
-
-    @app.agent(topic, concurrency=1)
-    async def ingest(stream):
-        async for batch in stream.take(conf.batch_size, within=conf.batch_window_s):
-            good, bad = validate_all(batch)      # pure, never raises on bad input
-            await dlq.send_all(bad)
-            await sink.write(enrich(good))       # blocks on backpressure; never raises
-            # returning to `async for` acks the batch; committed within commit_interval_s
+Why each piece exists, and the measurements behind the settings: docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from importlib.metadata import version
 from typing import Any, cast
 
 import aiokafka
@@ -105,9 +37,30 @@ from mode.utils.futures import maybe_async, notify
 from streams.settings import Settings
 
 __all__ = [
-    "IngestApp", "IngestConsumer", "IngestConsumerThread", "IngestStream", "RecordChunk",
-    "create_app",
+    "FAUST_VERSION", "FrameworkVersionError", "IngestApp", "IngestConsumer",
+    "IngestConsumerThread", "IngestStream", "RecordChunk", "check_framework", "create_app",
+    "run_worker",
 ]  # fmt: skip
+
+#: The faust-streaming release the adapted methods below were read from; pinned in pyproject.toml.
+FAUST_VERSION = "0.15.3"
+
+
+class FrameworkVersionError(RuntimeError):
+    """The installed faust-streaming is not the release this module adapts."""
+
+
+def check_framework(installed: str | None = None) -> None:
+    """Refuse to run on any faust-streaming but FAUST_VERSION: the adapted private methods
+    would silently diverge from the ones they replace."""
+    installed = installed or version("faust-streaming")
+    if installed != FAUST_VERSION:
+        raise FrameworkVersionError(
+            f"faust-streaming {installed} is installed, but streams/faust_ext.py adapts the "
+            f"internals of {FAUST_VERSION}: install faust-streaming=={FAUST_VERSION}, or re-read "
+            "each adapted method against the new release and update FAUST_VERSION"
+        )
+
 
 #: Events a stream takes from its buffer before it lets other tasks run (Faust: 1).
 STREAM_YIELD_EVERY = 100
@@ -375,12 +328,18 @@ class IngestStream(faust.Stream):
 
     @_tracks_buffer_agen
     async def take_records(self, max_records: int, within: float) -> AsyncIterator[list[Any]]:
-        """Faust's `take(max_, within)` (streams.py, 0.15.3) counting RECORDS: a RecordChunk
-        adds its records, any other message is one record itself (a Faust Message has the
-        same topic/partition/offset/key/value/headers attributes). Yields a list of records
-        once at least `max_records` are buffered (it may exceed that by the last chunk) or
-        `within` seconds passed; as in `take`, the batch's events are acked in the `finally`
-        after the yield, i.e. when the loop body returns (or the generator is closed)."""
+        """Faust's `take(max_, within)` (faust/streams.py, 0.15.3), changed in two ways:
+        it counts RECORDS (a RecordChunk adds its records, any other message is one record), and
+        it acks a batch's events only when the loop body returns normally to `async for`.
+
+        Faust's take() acks in a `finally`, so an exception leaving the body, or the generator
+        being closed (agent cancelled, app crashed, worker stopped), also acked a batch that was
+        never stored, and the consumer then committed its offsets. Here that batch stays unacked:
+        its offsets are never committed and Kafka delivers it again.
+
+        Yields a list of records once at least `max_records` are buffered (it may exceed that by
+        the last chunk) or `within` seconds passed.
+        """
         records: list[Any] = []
         events: list[EventT] = []
         buffer_full = asyncio.Event()
@@ -425,12 +384,15 @@ class IngestStream(faust.Stream):
                 await self.wait_for_stopped(buffer_full, timeout=within)  # type: ignore[arg-type]
                 if records:
                     buffer_consuming = self.loop.create_future()
+                    returned = False
                     try:
                         yield list(records)
+                        returned = True
                     finally:
                         records.clear()
-                        for event in events:
-                            await self.ack(event)
+                        if returned:  # the body finished this batch: now it may be committed
+                            for event in events:
+                                await self.ack(event)
                         events.clear()
                         notify(buffer_consuming)
                         buffer_full.clear()
@@ -498,6 +460,25 @@ class IngestApp(faust.App):
             self.sensors.remove(self.monitor)
         return dependencies
 
+    def on_rebalance_return(self) -> None:
+        """Faust's (app/base.py, 0.15.3) without its "Missing sensor state" warning: with no
+        sensor installed the sensors' state is empty on every rebalance, which is expected."""
+        if self._rebalancing_sensor_state:
+            self.sensors.on_rebalance_return(self, self._rebalancing_sensor_state)
+
+    def on_rebalance_end(self) -> None:
+        """Faust's (app/base.py, 0.15.3) without its "Missing sensor state" warning (see
+        `on_rebalance_return`)."""
+        self.rebalancing = False
+        if self._rebalancing_span:
+            self._rebalancing_span.finish()
+        self._rebalancing_span = None
+        try:
+            if self._rebalancing_sensor_state:
+                self.sensors.on_rebalance_end(self, self._rebalancing_sensor_state)
+        finally:
+            self._rebalancing_sensor_state = None
+
 
 def faust_datadir(settings: Settings) -> str:
     """Where a Faust app keeps its local state (tables; none yet): under the state directory,
@@ -509,7 +490,9 @@ def faust_datadir(settings: Settings) -> str:
 
 
 def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
-    """A Faust app for `settings`; `id` (the consumer group) defaults to settings.stream.app_id."""
+    """A Faust app for `settings`; `id` (the consumer group) defaults to settings.stream.app_id.
+    Raises FrameworkVersionError on any faust-streaming but FAUST_VERSION."""
+    check_framework()
     conf = settings.stream
     brokers = ";".join(f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(","))
     app = IngestApp(
@@ -542,3 +525,40 @@ def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
     app.stream_yield_every = conf.stream_yield_every
     app.chunk_max_records = conf.batch_size
     return app
+
+
+def plain_logging(level: str) -> dict[str, Any]:
+    """Faust's and mode's log records as plain key=value lines on stderr. mode's own set-up uses
+    colorlog, which writes terminal escape codes even when stderr is a file."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {
+                "format": "timestamp=%(asctime)s level=%(levelname)s logger=%(name)s "
+                "event=%(message)r",
+            }
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }
+
+
+def run_worker(app: IngestApp, *, loglevel: str = "warning") -> None:
+    """Run `app` as a Faust worker in this process until it is stopped (SIGTERM, SIGINT)."""
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        logging_config=plain_logging(loglevel),
+        quiet=True,
+        redirect_stdouts=False,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+    worker.execute_from_commandline()

@@ -1,4 +1,6 @@
-"""The `ioc` command line: one typer app, a sub-command group per concern.
+"""The `ioc` command line, the composition root: one typer app, a sub-command module per concern.
+
+It imports every room (the pipeline, the simulator, the local runtime); nothing imports it.
 
 Settings are loaded once, when a command starts; an invalid setting prints the environment
 variable that holds it and exits 2.
@@ -7,18 +9,18 @@ variable that holds it and exits 2.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from ioc.console import console, err_console, settings_from
+from ioc.db_commands import db_app
+from ioc.dev_commands import demo_command, dev_app
+from ioc.pipeline_commands import dlq_app, topics_app, worker_command
+from ioc.schemas_commands import schemas_app
+from ioc.simulate_command import simulate_command
 from streams.logs import configure_logging
-from streams.settings import Settings, SettingsError, load_settings, masked
-
-# Wide enough for tables when output goes to a file or a CI log rather than a terminal.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+from streams.settings import SettingsError, load_settings, masked
 
 app = typer.Typer(
     name="ioc",
@@ -29,17 +31,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-
-def settings_from(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -88,25 +79,14 @@ def flatten(data: dict[str, object], prefix: str = "IOC_") -> list[tuple[str, ob
     return rows
 
 
-def register_commands() -> None:
-    """Sub-command groups live beside what they drive; imported here, not at their import."""
-    from streams.contracts import schemas_app
-    from streams.db_commands import db_app
-    from streams.dev.commands import demo_command, dev_app
-    from streams.pipeline_commands import dlq_app, topics_app, worker_command
-    from streams.simulator.commands import simulate_command
-
-    app.add_typer(dev_app, name="dev")
-    app.add_typer(db_app, name="db")
-    app.command("demo")(demo_command)
-    app.add_typer(schemas_app, name="schemas")
-    app.command("simulate")(simulate_command)
-    app.command("worker")(worker_command)
-    app.add_typer(topics_app, name="topics")
-    app.add_typer(dlq_app, name="dlq")
-
-
-register_commands()
+app.add_typer(dev_app, name="dev")
+app.add_typer(db_app, name="db")
+app.command("demo")(demo_command)
+app.add_typer(schemas_app, name="schemas")
+app.command("simulate")(simulate_command)
+app.command("worker")(worker_command)
+app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:

@@ -24,18 +24,19 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from sinks.migrate import migrate
-from streams.dev.accounting import (
+from localdev.accounting import (
     Observed,
     group_lag,
     observe,
     split_expected,
     wait_until_accounted,
 )
-from streams.dev.processes import ChildCommand, wait_http_ok
-from streams.dev.runtime import PROJECT_ROOT, RuntimeProblem, port_is_free, state_dir
+from localdev.processes import ChildCommand, wait_http_ok
+from localdev.runtime import PROJECT_ROOT, RuntimeProblem, state_dir
+from simulator.generate import Manifest
+from sinks.migrate import migrate
+from streams.net import port_is_free
 from streams.settings import Settings
-from streams.simulator.generate import Manifest
 from streams.worker import ensure_topics, registry_for
 
 
@@ -105,7 +106,7 @@ def run_demo(
         manifest_path = work / "manifest.json"
         started = time.monotonic()
         simulate = [
-            sys.executable, "-m", "streams", "simulate", "--rate", str(rate),
+            sys.executable, "-m", "ioc", "simulate", "--rate", str(rate),
             "--duration", f"{duration_s}s", "--faults", str(faults), "--seed", str(seed),
             "--manifest", str(manifest_path),
         ]  # fmt: skip

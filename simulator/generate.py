@@ -4,7 +4,7 @@
 ready for Kafka, each with the outcome the decoder and the pipeline should reach: `stored`,
 `duplicate` (an id already sent), or `dlq` with the decoder's reason code. The `Manifest` adds
 them up per domain and lists every injected fault, so a test can account for every message.
-No I/O here: `streams.simulator.produce` sends the messages.
+No I/O here: `simulator.produce` sends the messages.
 
 Determinism: everything comes from one `random.Random(seed)` and the nominal clock
 (`start + seq / rate`), so a seed and a start time give the same messages byte for byte.
@@ -29,8 +29,8 @@ from domains.base import DomainEvent
 from domains.envelope import DATA_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, structured_document
 from domains.registry import EventType, Registry
 from geo.zones import ZoneIndex
-from streams.simulator.config import FAULT_REASONS, SimulatorConfig
-from streams.simulator.profiles import PROFILES, Entity, Moment, Profile, initial_state
+from simulator.config import FAULT_REASONS, SimulatorConfig
+from simulator.profiles import PROFILES, Entity, Moment, Profile, initial_state
 
 # Where each scenario happens in the Dak Lak reference zones (None: everywhere). Another city's
 # zone file: pass --scenario-zone, or the first ward (or zone) is used and the manifest says so.

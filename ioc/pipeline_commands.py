@@ -11,8 +11,7 @@ import typer
 from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
-from streams.cli import console, fail, settings_from
-from streams.dev.runtime import port_is_free
+from ioc.console import console, fail, settings_from
 from streams.dlq import (
     DeadLetter,
     dlq_topic,
@@ -22,6 +21,7 @@ from streams.dlq import (
     unique_by_origin,
 )
 from streams.kafka_io import read_to_end
+from streams.net import port_is_free
 from streams.settings import Settings
 
 #: Allocations (net) between young-generation collections in the worker (Python: 700).
@@ -41,8 +41,7 @@ def worker_command(
 
     Start several, on one machine or many: they form one consumer group and share the partitions.
     """
-    import faust
-
+    from streams.faust_ext import FrameworkVersionError, run_worker
     from streams.worker import build
 
     settings = settings_from(ctx)
@@ -53,10 +52,12 @@ def worker_command(
             "another worker on this machine; give each worker its own IOC_STREAM__WEB_PORT",
             code=2,
         )
-    app, _pipeline = build(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        app, _pipeline = build(settings)
+    except FrameworkVersionError as exc:
+        raise fail(str(exc), code=2) from None
     tune_gc()
-    worker.execute_from_commandline()
+    run_worker(app, loglevel=loglevel)
 
 
 def tune_gc() -> None:

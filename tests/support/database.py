@@ -25,7 +25,7 @@ from psycopg.conninfo import make_conninfo
 from sinks.config import DatabaseSettings
 from sinks.rows import Batch, EventRow, MeasurementRow
 
-PGLITE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "local" / "pglite"
+PGLITE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "pglite"
 PGLITE_INSTALL = f"cd {PGLITE_DIR} && npm ci --legacy-peer-deps"
 
 

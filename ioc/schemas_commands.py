@@ -11,7 +11,7 @@ import yaml
 
 from domains.registry import Registry
 from domains.schemas import export
-from streams.cli import console, fail, settings_from
+from ioc.console import console, fail, settings_from
 
 schemas_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI.", no_args_is_help=True)
 

@@ -8,9 +8,9 @@ import psycopg
 import typer
 from rich.table import Table
 
+from ioc.console import console, fail, settings_from
 from sinks.maintenance import maintain
 from sinks.migrate import MigrationError, database_info, migrate
-from streams.cli import console, fail, settings_from
 
 db_app = typer.Typer(help="Database schema, status and housekeeping.", no_args_is_help=True)
 

@@ -25,7 +25,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -34,11 +33,12 @@ from pathlib import Path
 
 import structlog
 
+from streams.net import port_is_free
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
 
 
@@ -63,16 +63,6 @@ class ComponentStatus:
 def state_dir(settings: Settings) -> Path:
     path = settings.dev.state_dir
     return path if path.is_absolute() else PROJECT_ROOT / path
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def pid_alive(pid: int | None, needle: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from streams.simulator.generate import Message
+from simulator.generate import Message
 
 Progress = Callable[[int], None]
 

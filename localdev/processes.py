@@ -10,39 +10,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from streams.dev.runtime import PROJECT_ROOT
-
-
-@dataclass(frozen=True)
-class CpuUse:
-    """A process's name and CPU seconds (user + system) so far, from /proc/<pid>/stat."""
-
-    name: str
-    own_s: float
-    reaped_children_s: float
-
-
-def cpu_use(pid: int | str) -> CpuUse | None:
-    """CPU use of process `pid` (benchmarks read it); None if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state (field 3)
-    return CpuUse(
-        name,
-        (int(fields[11]) + int(fields[12])) / tick,  # utime, stime
-        (int(fields[13]) + int(fields[14])) / tick,  # cutime, cstime
-    )
+from localdev.runtime import PROJECT_ROOT
 
 
 class ChildCommand:
-    """One child process (by default `python -m streams ...`) in its own process group, with its
+    """One child process (by default `python -m ioc ...`) in its own process group, with its
     output in a log file."""
 
     def __init__(
@@ -54,7 +28,7 @@ class ChildCommand:
         program: list[str] | None = None,
     ) -> None:
         self.args = args
-        self.program = [sys.executable, "-m", "streams"] if program is None else program
+        self.program = [sys.executable, "-m", "ioc"] if program is None else program
         self.log_path = log_path
         self.env = dict(os.environ if env is None else env)
         self.proc: subprocess.Popen[bytes] | None = None

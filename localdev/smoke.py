@@ -16,7 +16,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.dev.runtime import RuntimeProblem
+from localdev.runtime import RuntimeProblem
 from streams.kafka_io import create_topics
 from streams.settings import Settings
 

@@ -15,17 +15,17 @@ from rich.table import Table
 
 from domains.registry import Registry
 from geo.zones import ZoneFileError, ZoneIndex
-from streams.cli import console, fail, settings_from
-from streams.kafka_io import create_topics
-from streams.simulator.config import (
+from ioc.console import console, fail, settings_from
+from simulator.config import (
     FAULTS,
     SCENARIOS,
     SimulatorConfig,
     parse_duration,
     parse_faults,
 )
-from streams.simulator.generate import Simulation
-from streams.simulator.produce import ProduceReport, produce
+from simulator.generate import Simulation
+from simulator.produce import ProduceReport, produce
+from streams.kafka_io import create_topics
 
 
 def simulate_command(

@@ -1,0 +1,29 @@
+"""What every `ioc` sub-command shares: the consoles, the error exit, the loaded settings.
+
+The command modules import this, never `ioc.cli` (the root that imports them).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from streams.settings import Settings
+
+# Wide enough for tables when output goes to a file or a CI log rather than a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The settings the root command loaded when the program started."""
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
