@@ -8,14 +8,14 @@ and produced once into fresh topics (8 x 6 partitions); each consumer below read
 start with its own consumer group and writes to its own scratch database (migrated schema):
 
   a  our pipeline: one `ioc worker` child (Faust, per-domain ingest agents, split_batch,
-     TimescaleSink); drain time = worker ready (/metrics answers) -> the group's lag is 0.
+     EventSink); drain time = worker ready (/metrics answers) -> the group's lag is 0.
   b  naive Faust: Faust's defaults, one agent per topic iterating event by event, one psycopg
      INSERT per row (the event and each of its measurements), autocommit; stopped after
      --naive-seconds, its rate extrapolated from the events stored in that time.
   c  raw ceiling: a plain aiokafka getmany loop doing only COPY of the raw values into an
      unindexed table (no decoding), offsets committed after each COPY transaction.
   d  Quix Streams: one StreamingDataFrame per topic into a BatchingSink that calls the same
-     split_batch (decode, validation, zones) and TimescaleSink.write; Quix commits after the
+     split_batch (decode, validation, zones) and EventSink.write; Quix commits after the
      sink flushed, as we do.
 
 Then the latency run: fresh topics and database, one worker, the simulator paced at 2,000
@@ -372,7 +372,7 @@ def quix_worker_main() -> None:
 
     from domains import Decoder
     from sinks.errors import Backpressure
-    from sinks.timescale import TimescaleSink
+    from sinks.writer import EventSink
     from streams.ingest import split_batch
     from streams.kafka_io import Record
 
@@ -381,7 +381,7 @@ def quix_worker_main() -> None:
     decoder = Decoder(registry)
     zones = ZoneIndex.from_file()
     loop = asyncio.new_event_loop()
-    sink = TimescaleSink.from_settings(settings.db, settings.storage)
+    sink = EventSink.from_settings(settings.db, settings.storage)
     loop.run_until_complete(sink.open())
     horizon = timedelta(seconds=settings.stream.late_horizon_s)
 

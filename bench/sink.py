@@ -11,7 +11,7 @@ average (3 to 5), `--batch` events per transaction, into the migrated `events` (
 and `measurements` (no key, BRIN on time, the invalidation trigger on). For each way:
 
 - our sink, COPY and unnest methods: events deduplicated (ON CONFLICT), their measurements
-  appended (sinks/timescale.py);
+  appended (sinks/writer.py);
 - the old way, for comparison: events and measurements both staged by COPY and inserted with
   ON CONFLICT DO NOTHING RETURNING domain, the measurements into `measurements_keyed` (the table
   as before migration 0003: primary key (time, entity_id, metric), partitioned, same trigger);
@@ -64,7 +64,7 @@ sys.path.insert(0, str(PROJECT_ROOT))  # tests.support is not installed; bench r
 from localdev.runtime import LocalPostgres  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from sinks.rows import Batch, EventRow, MeasurementRow  # noqa: E402
-from sinks.timescale import EVENT_TYPES, MEASUREMENT_TYPES, TimescaleSink, _event_values  # noqa: E402
+from sinks.writer import EVENT_TYPES, MEASUREMENT_TYPES, EventSink, _event_values  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.support.database import scratch_database  # noqa: E402
 
@@ -226,7 +226,7 @@ class Run:
 
 async def bench_sink(settings: Settings, db: str, run: Run, method: str) -> None:
     storage = settings.storage.model_copy(update={"write_method": method})
-    async with TimescaleSink(
+    async with EventSink(
         settings.db.conninfo("ingest", dbname=db), storage, "postgres", pool_max_size=1
     ) as sink:
         await sink.write(run.warm)  # the pool and caches

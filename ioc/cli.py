@@ -16,9 +16,9 @@ import typer
 from ioc.console import console, err_console, settings_from
 from ioc.db_commands import db_app
 from ioc.dev_commands import demo_command, dev_app
-from ioc.pipeline_commands import dlq_app, topics_app, worker_command
 from ioc.schemas_commands import schemas_app
 from ioc.simulate_command import simulate_command
+from ioc.worker_commands import dlq_app, topics_app, worker_command
 from streams.logs import configure_logging
 from streams.settings import SettingsError, load_settings, masked
 

@@ -36,8 +36,8 @@ from localdev.runtime import PROJECT_ROOT, RuntimeProblem, state_dir
 from simulator.generate import Manifest
 from sinks.migrate import migrate
 from streams.net import port_is_free
+from streams.pipeline import ensure_topics, registry_for
 from streams.settings import Settings
-from streams.worker import ensure_topics, registry_for
 
 
 @dataclass

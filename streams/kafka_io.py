@@ -46,6 +46,27 @@ class Record:
     timestamp_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRange:
+    """Offsets of one partition that Kafka delivered but the consumer could not turn into
+    records (a batch whose codec is missing, a corrupt batch). It travels through the stream in
+    place of those records, so that the pipeline dead-letters it (reason `unreadable_batch`)
+    and the range is committed only after that dead letter is acknowledged, like any record.
+
+    `offset` is the first offset of the range, `last_offset` the last (inclusive); key, value
+    and headers are empty so that it reads like a record."""
+
+    topic: str
+    partition: int
+    offset: int
+    last_offset: int
+    error: str
+    error_class: str
+    key: bytes | None = None
+    value: bytes | None = b""
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 async def create_topics(
     bootstrap: str,
     topics: dict[str, int],

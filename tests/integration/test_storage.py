@@ -21,7 +21,7 @@ from sinks.errors import Backpressure
 from sinks.maintenance import ensure_partitions, maintain
 from sinks.migrate import Migration, MigrationError, migrate
 from sinks.rows import Batch, EventRow, MeasurementRow
-from sinks.timescale import TimescaleSink
+from sinks.writer import EventSink
 from streams.settings import Settings
 from tests.support.database import one_event_each, scratch_database
 
@@ -46,8 +46,8 @@ def owner(settings: Settings, dbname: str) -> psycopg.Connection[tuple[object, .
     return psycopg.connect(settings.db.conninfo("owner", dbname=dbname), autocommit=True)
 
 
-def sink_for(settings: Settings, dbname: str, **storage: object) -> TimescaleSink:
-    return TimescaleSink(
+def sink_for(settings: Settings, dbname: str, **storage: object) -> EventSink:
+    return EventSink(
         settings.db.conninfo("ingest", dbname=dbname),
         settings.storage.model_copy(update={"retry_backoff_s": 0.05, **storage}),
         "postgres",
@@ -395,7 +395,7 @@ async def test_connection_killed_mid_flush_is_retried_with_exact_counts(
 
 async def test_database_down_raises_backpressure(settings: Settings) -> None:
     db = settings.db.model_copy(update={"port": 1, "connect_timeout_s": 1.0})
-    sink = TimescaleSink(
+    sink = EventSink(
         db.conninfo("ingest"),
         settings.storage.model_copy(update={"retry_attempts": 2, "retry_backoff_s": 0.01}),
         "postgres",

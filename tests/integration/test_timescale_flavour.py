@@ -21,7 +21,7 @@ from sinks import migrate as migrate_module
 from sinks.maintenance import maintain
 from sinks.migrate import migrate
 from sinks.rows import MeasurementRow
-from sinks.timescale import TimescaleSink, WriteResult
+from sinks.writer import EventSink, WriteResult
 from streams.settings import Settings
 from tests.support.database import (
     PGLITE_INSTALL,
@@ -77,7 +77,7 @@ async def write_all(
 ) -> WriteResult:
     storage = settings.storage.model_copy(update={"write_method": "auto", "batch_size": 1000})
     total = WriteResult()
-    async with TimescaleSink(
+    async with EventSink(
         conninfo, storage, flavour, pool_min_size=1, pool_max_size=1, prepare=flavour == "postgres"
     ) as sink:  # type: ignore[arg-type]
         assert sink.method == ("unnest" if flavour == "timescale" else "copy")

@@ -20,7 +20,7 @@ from sinks.migrate import (
     migration_parameters,
 )
 from sinks.rows import Batch, EventRow, MeasurementRow
-from sinks.timescale import resolve_method
+from sinks.writer import resolve_method
 from streams.settings import load_settings
 
 

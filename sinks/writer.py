@@ -175,10 +175,10 @@ def resolve_method(method: WriteMethod, flavour: Flavour) -> Method:
     return method
 
 
-class TimescaleSink:
+class EventSink:
     """Batching, idempotent writer of events and their measurements. Use one per worker process.
 
-        async with TimescaleSink.from_settings(settings.db, settings.storage) as sink:
+        async with EventSink.from_settings(settings.db, settings.storage) as sink:
             for event, measurements in rows:
                 sink.add(event, measurements)
             result = await sink.flush()        # raises Backpressure if the database is down
@@ -223,7 +223,7 @@ class TimescaleSink:
     @classmethod
     def from_settings(
         cls, db: DatabaseSettings, storage: StorageSettings, *, role: Role = "ingest"
-    ) -> TimescaleSink:
+    ) -> EventSink:
         return cls(
             db.conninfo(role),
             storage,
@@ -246,7 +246,7 @@ class TimescaleSink:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def __aenter__(self) -> TimescaleSink:
+    async def __aenter__(self) -> EventSink:
         await self.open()
         return self
 

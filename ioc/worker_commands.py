@@ -74,7 +74,7 @@ def tune_gc() -> None:
 @topics_app.command("create")
 def topics_create(ctx: typer.Context) -> None:
     """Create every domain topic, the DLQ and the incidents topic (existing ones are kept)."""
-    from streams.worker import all_topics, ensure_topics, registry_for
+    from streams.pipeline import all_topics, ensure_topics, registry_for
 
     settings = settings_from(ctx)
     try:
@@ -98,7 +98,7 @@ def letters_in_dlq(settings: Settings) -> list[DeadLetter]:
 def dlq_stats(ctx: typer.Context) -> None:
     """Dead letters by reason and domain (each origin offset counted once)."""
     settings = settings_from(ctx)
-    from streams.worker import registry_for
+    from streams.pipeline import registry_for
 
     registry = registry_for(settings)
     letters = unique_by_origin(letters_in_dlq(settings))
