@@ -11,6 +11,14 @@ the batch that holds it (`IngestStream.take_records`). An exception in the body,
 agent, a crashed app or a stopped worker leaves the batch unacked, so its offsets are never
 committed; Kafka delivers it again and the sink's natural key makes the second write a no-op.
 
+Unreadable batches: a record batch that aiokafka cannot turn into records (its codec is not
+installed, its CRC does not match, its records do not parse) would raise out of the consumer
+on every fetch of that partition, for ever. The consumer thread reads fetches through
+`readable_records` instead (aiokafka FetchResult/PartitionRecords, AIOKAFKA_VERSION, adapted):
+such a batch becomes one `UnreadableRange` (streams.kafka_io) delivered in place of its records,
+logged once, and the fetch position moves past exactly that batch. The range travels as a
+RecordChunk, so it is acked, and committed, only after the agent's body returned for it.
+
 Why each piece exists, and the measurements behind the settings: docs/performance.md.
 """
 
@@ -18,12 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from importlib.metadata import version
 from typing import Any, cast
 
 import aiokafka
 import faust
+import structlog
+from aiokafka import codec as aiokafka_codec
+from aiokafka import errors as kafka_errors
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.consumer.fetcher import READ_COMMITTED, FetchResult
 from faust import streams as faust_streams
 from faust.exceptions import Skip
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -34,32 +49,43 @@ from faust.types.tuples import ConsumerMessage
 from mode import Service, ServiceT
 from mode.utils.futures import maybe_async, notify
 
+from streams.kafka_io import UnreadableRange
 from streams.settings import Settings
 
 __all__ = [
-    "FAUST_VERSION", "FrameworkVersionError", "IngestApp", "IngestConsumer",
+    "AIOKAFKA_VERSION", "FAUST_VERSION", "FrameworkVersionError", "IngestApp", "IngestConsumer",
     "IngestConsumerThread", "IngestStream", "RecordChunk", "check_framework", "create_app",
     "run_worker",
 ]  # fmt: skip
 
 #: The faust-streaming release the adapted methods below were read from; pinned in pyproject.toml.
 FAUST_VERSION = "0.15.3"
+#: The aiokafka release whose Fetcher internals `readable_records` and `fetched_records` adapt;
+#: pinned in pyproject.toml.
+AIOKAFKA_VERSION = "0.14.0"
+
+log = structlog.get_logger(__name__)
 
 
 class FrameworkVersionError(RuntimeError):
-    """The installed faust-streaming is not the release this module adapts."""
+    """The installed faust-streaming or aiokafka is not the release this module adapts."""
 
 
-def check_framework(installed: str | None = None) -> None:
-    """Refuse to run on any faust-streaming but FAUST_VERSION: the adapted private methods
-    would silently diverge from the ones they replace."""
-    installed = installed or version("faust-streaming")
-    if installed != FAUST_VERSION:
-        raise FrameworkVersionError(
-            f"faust-streaming {installed} is installed, but streams/faust_ext.py adapts the "
-            f"internals of {FAUST_VERSION}: install faust-streaming=={FAUST_VERSION}, or re-read "
-            "each adapted method against the new release and update FAUST_VERSION"
-        )
+def check_framework(installed: str | None = None, installed_aiokafka: str | None = None) -> None:
+    """Refuse to run on any faust-streaming but FAUST_VERSION, or any aiokafka but
+    AIOKAFKA_VERSION: the adapted private methods would silently diverge from the ones they
+    replace."""
+    for package, found, adapted, name in (
+        ("faust-streaming", installed, FAUST_VERSION, "FAUST_VERSION"),
+        ("aiokafka", installed_aiokafka, AIOKAFKA_VERSION, "AIOKAFKA_VERSION"),
+    ):
+        found = found or version(package)
+        if found != adapted:
+            raise FrameworkVersionError(
+                f"{package} {found} is installed, but streams/faust_ext.py adapts the "
+                f"internals of {adapted}: install {package}=={adapted}, or re-read each "
+                f"adapted method against the new release and update {name}"
+            )
 
 
 #: Events a stream takes from its buffer before it lets other tasks run (Faust: 1).
@@ -86,14 +112,25 @@ class RecordChunk(ConsumerMessage):
     (compacted or control records). `Consumer._new_offset` folds a gap into the acked offsets
     only up to the highest acked offset, so the chunk's offsets become committable exactly when
     the chunk is acked, i.e. after the agent's loop body returned (see the module docstring).
+
+    A record may be an `UnreadableRange`; when it is the last, the chunk's offset is the
+    range's last offset, so that acking the chunk covers the whole range.
     """
 
     __slots__ = ("first_offset", "records")
 
     def __init__(self, tp: TP, records: Sequence[Any], generation_id: int) -> None:
         last = records[-1]
+        if type(last) is UnreadableRange:
+            offset, timestamp, timestamp_type = last.last_offset, None, 0
+        else:
+            offset, timestamp, timestamp_type = (
+                last.offset,
+                last.timestamp / 1000.0,
+                last.timestamp_type,
+            )
         super().__init__(
-            tp.topic, tp.partition, last.offset, last.timestamp / 1000.0, last.timestamp_type,
+            tp.topic, tp.partition, offset, timestamp, timestamp_type,
             None, None, b"", None, 0, 0, tp, generation_id=generation_id,
         )  # fmt: skip
         self.records = records
@@ -118,12 +155,154 @@ class RecordChunk(ConsumerMessage):
         return (start, self.offset - 1) if start < self.offset else None
 
 
+#: What decoding one batch raises when its bytes are bad: aiokafka's CorruptRecordException and
+#: UnsupportedCodecError (both KafkaError), and the codecs' own errors (gzip: OSError, EOFError,
+#: zlib.error; cramjam: DecompressionError, a plain Exception subclass; struct: ValueError).
+UNREADABLE_BATCH_ERRORS: tuple[type[BaseException], ...] = (
+    kafka_errors.KafkaError, OSError, EOFError, zlib.error, ValueError, IndexError,
+    *([aiokafka_codec.cramjam.DecompressionError] if aiokafka_codec.cramjam else []),
+)  # fmt: skip
+
+
+def readable_records(partition_records: Any) -> Iterator[Any]:
+    """aiokafka's `PartitionRecords._unpack_records` (consumer/fetcher.py, 0.14.0), changed so
+    that a batch it cannot turn into records yields one UnreadableRange (its offsets, the
+    error) instead of raising, and the next fetch offset moves past exactly that batch.
+
+    The original raises out of the consumer on a bad CRC or a missing codec; after that the
+    records it had already taken from the same fetch are dropped silently and the same batch
+    is fetched and raises again. Here each batch is decoded whole before any of its records is
+    yielded, so a batch is either all records or one range.
+    """
+    pr = partition_records
+    tp = pr._tp
+    records = pr._records
+    while records.has_next():
+        next_batch = records.next_batch()
+        first = max(next_batch.base_offset, pr.next_fetch_offset)
+        try:
+            if pr._check_crcs and not next_batch.validate_crc():
+                raise kafka_errors.CorruptRecordException(f"Invalid CRC - {tp}")
+            if pr._isolation_level == READ_COMMITTED and next_batch.producer_id is not None:
+                pr._consume_aborted_up_to(next_batch.base_offset)
+                if next_batch.is_control_batch and pr._contains_abort_marker(next_batch):
+                    pr._aborted_producers.discard(next_batch.producer_id)
+                if next_batch.is_transactional and next_batch.producer_id in pr._aborted_producers:
+                    pr.next_fetch_offset = next_batch.next_offset
+                    continue
+            if next_batch.is_control_batch:
+                pr.next_fetch_offset = next_batch.next_offset
+                continue
+            batch = [
+                pr._consumer_record(tp, record)
+                for record in next_batch
+                if record.offset >= pr.next_fetch_offset
+            ]
+        except UNREADABLE_BATCH_ERRORS as exc:
+            unreadable = UnreadableRange(
+                tp.topic, tp.partition, first, next_batch.next_offset - 1,
+                str(exc), type(exc).__name__,
+            )  # fmt: skip
+            log.error(
+                "kafka.unreadable_batch", topic=tp.topic, partition=tp.partition,
+                first_offset=unreadable.offset, last_offset=unreadable.last_offset,
+                error=unreadable.error, error_class=unreadable.error_class,
+            )  # fmt: skip
+            pr.next_fetch_offset = next_batch.next_offset
+            yield unreadable
+            continue
+        for consumer_record in batch:
+            pr.next_fetch_offset = consumer_record.offset + 1
+            yield consumer_record
+        pr.next_fetch_offset = next_batch.next_offset
+
+
+def _readable(result: FetchResult) -> FetchResult:
+    """Make a fetched partition's records iterate through `readable_records` (once, before
+    anything iterated them: only `fetched_records` below does)."""
+    partition_records = result._partition_records
+    if partition_records is not None and not getattr(partition_records, "readable", False):
+        partition_records.readable = True
+        partition_records._records_iterator = readable_records(partition_records)
+    return result
+
+
+async def fetched_records(
+    fetcher: aiokafka_fetcher.Fetcher,
+    partitions: Any,
+    timeout: float = 0,
+    max_records: int | None = None,
+) -> dict[Any, list[Any]]:
+    """aiokafka's `Fetcher.fetched_records` (consumer/fetcher.py, 0.14.0) with one change: each
+    fetched partition's records are read through `readable_records` (`_readable`)."""
+    while True:
+        if fetcher._subscriptions.reassignment_in_progress:
+            await fetcher._subscriptions.wait_for_assignment()
+        start_time = time.monotonic()
+        drained: dict[Any, list[Any]] = {}
+        for tp in list(fetcher._records.keys()):
+            if partitions and tp not in partitions:
+                if not fetcher._subscriptions.is_assigned(tp):
+                    del fetcher._records[tp]
+                continue
+            res_or_error = fetcher._records[tp]
+            if type(res_or_error) is FetchResult:
+                records = _readable(res_or_error).getall(max_records)
+                if not res_or_error.has_more():
+                    del fetcher._records[tp]
+                    fetcher._notify(fetcher._wait_consume_future)
+                if not records:
+                    continue
+                drained[tp] = records
+                if max_records is not None:
+                    max_records -= len(drained[tp])
+                    if max_records == 0:
+                        break
+            elif drained:
+                return drained
+            else:
+                del fetcher._records[tp]
+                fetcher._notify(fetcher._wait_consume_future)
+                res_or_error.check_raise()
+        if drained or not timeout:
+            return drained
+        waiter = fetcher._create_fetch_waiter()
+        done, pending = await asyncio.wait([waiter], timeout=timeout)
+        if not done or fetcher._closed:
+            if pending:
+                pending.pop().cancel()
+            return {}
+        if waiter.done():
+            waiter.result()
+        timeout = max(0, timeout - (time.monotonic() - start_time))
+
+
 class IngestConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """The aiokafka consumer thread, with `fetch_max_wait_ms` from the app's settings.
+    """The aiokafka consumer thread, with `fetch_max_wait_ms` from the app's settings, reading
+    fetches through `fetched_records` (unreadable batches become UnreadableRanges).
 
     Faust passes `fetch_max_wait_ms=1500` literally; aiokafka keeps the value on the consumer
     and hands it to its Fetcher in `start()`, so setting it before start is enough.
     """
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        """Faust's (transport/drivers/aiokafka.py, 0.15.3) calling `fetched_records` above
+        instead of `consumer._fetcher.fetched_records`."""
+        if not self.consumer.flow_active:
+            return {}
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise kafka_errors.ConsumerStoppedError()
+        with fetcher._subscriptions.fetch_context():
+            return await fetched_records(
+                fetcher, active_partitions, timeout=timeout or 0, max_records=max_records
+            )
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -225,7 +404,10 @@ class IngestConsumer(faust_aiokafka.Consumer):
                     yield tp, RecordChunk(tp, tp_records[start : start + size], generation_id)
             else:
                 for record in tp_records:
-                    yield tp, to_message(tp, record)
+                    if type(record) is UnreadableRange:  # no Message can carry it
+                        yield tp, RecordChunk(tp, [record], generation_id)
+                    else:
+                        yield tp, to_message(tp, record)
 
     async def _deliver(self, tp: TP, message: Message) -> None:
         # Faust's `_deliver` (consumer.py, 0.15.3), plus RecordChunks. Faust delivers a message
