@@ -22,7 +22,7 @@ Decoding never raises. It returns a `Rejection(reason, message, event_id, type, 
     entity_id                       the reporting entity, also the Kafka key
     lon, lat                        WGS84 floats, or None when the producer gave only a zone
     zone_id                         the zone the producer gave, or None (geo/ resolves lon/lat)
-    data                            the validated data as a JSON-able dict (for `events.data`)
+    data_json                       the validated data as JSON text (what `events.data` stores)
     measurements()                  [(metric, value, unit), ...] for the `measurements` table
     payload                         the typed pydantic model (e.g. AirQualityObserved)
     structured                      True if it came in structured mode

@@ -76,12 +76,6 @@ class Registry:
         """The registered type, or None if this type string is unknown."""
         return self._types.get(type_string)
 
-    def type_of(self, model: type[DomainEvent]) -> EventType:
-        for event_type in self._types.values():
-            if event_type.model is model:
-                return event_type
-        raise KeyError(f"{model.__name__} is not registered")
-
     def topic(self, domain: str) -> str:
         """`<prefix>.<domain>.events`; KeyError for an unknown domain."""
         return self._topics[domain]

@@ -135,6 +135,8 @@ class ZoneIndex:
         # Sorted by id: the tree's index order is the id order, so "smallest index" is "smallest id".
         self.zones = sorted(zones, key=lambda zone: zone.id)
         self._by_id = {zone.id: zone for zone in self.zones}
+        #: Every zone id, for membership tests.
+        self.ids: frozenset[str] = frozenset(self._by_id)
         self._tree = shapely.STRtree([zone.geometry for zone in self.zones])
         self._ids = np.array([zone.id for zone in self.zones] + [None], dtype=object)
         self.looked_up = 0

@@ -98,15 +98,9 @@ class StorageSettings(BaseModel):
         le=1000,
         description="Flavour postgres: partitions kept ready behind now (late data).",
     )
-    batch_size: int = Field(5000, ge=1, le=1_000_000, description="Rows per sink flush.")
     write_method: WriteMethod = Field(
         "auto",
         description="copy: binary COPY into a staging table; unnest: INSERT .. SELECT FROM "
         "unnest(arrays). auto = copy on postgres, unnest on timescale (the WASM build's "
         "COPY FROM STDIN is broken).",
     )
-    retry_attempts: int = Field(
-        5, ge=1, le=100, description="Tries of one flush on transient errors before Backpressure."
-    )
-    retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles, capped.")
-    retry_backoff_cap_s: float = Field(5.0, gt=0)

@@ -17,7 +17,11 @@ from typing import Any, NamedTuple
 
 
 class EventRow(NamedTuple):
-    """One row of `events`; natural key (time, id)."""
+    """One row of `events`; natural key (time, id).
+
+    `record` is not a column: it is the index of the Kafka record the row came from in its
+    batch (-1 when it came from elsewhere), carried from split to write to rejection so that a
+    row the database refuses maps back to its record by that index alone."""
 
     id: str
     time: datetime
@@ -30,6 +34,7 @@ class EventRow(NamedTuple):
     lat: float | None
     subject: str | None
     data: str | Mapping[str, Any]  # JSON text, or a mapping the sink serialises with orjson
+    record: int = -1
 
 
 class MeasurementRow(NamedTuple):

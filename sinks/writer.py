@@ -1,8 +1,8 @@
-"""The batching TimescaleDB sink: `add` events, `flush` them in one idempotent transaction.
+"""The event sink: `write(batch)` stores a batch of events and their measurements in one
+idempotent transaction, in TimescaleDB (flavour timescale) or plain PostgreSQL (flavour postgres).
 
-In the style of quixstreams' BatchingSink: `add(event, measurements)` buffers, `flush()` writes
-the buffer with `write(batch)` and clears it only once the transaction has committed. One write
-is one transaction holding the batch's events and their measurements.
+The caller (streams.pipeline) builds the whole batch and calls `write` once; the sink keeps no
+buffer of its own.
 
 Only events are deduplicated, on their natural key (time, id). Measurements are facts derived
 from an event: they are written exactly when their event is newly stored, with no key and no
@@ -28,18 +28,16 @@ Two ways to get the rows to the server (`IOC_STORAGE__WRITE_METHOD`), benchmarke
   only one that works on the WASM TimescaleDB (its COPY FROM STDIN crashes); default on flavour
   timescale.
 
-Errors are sorted by `sinks.errors.classify`: transient ones are retried with capped exponential
-backoff on a fresh pooled connection, then raised as `Backpressure` (nothing is stored, the caller
-keeps the batch); bad rows are isolated by bisecting the batch's events (each with its
+Errors are sorted by `sinks.errors.classify`: a transient one is raised at once as `Backpressure`
+(nothing is stored; the caller keeps the batch, waits and writes it again: streams.retry is the
+one retry loop); bad rows are isolated by bisecting the batch's events (each with its
 measurements) under savepoints, inside the same transaction, and returned as `rejected` (the
-event row, with the error) so the good events still commit. An event and its measurements are
-stored or rejected together.
+event row, which carries the index of its Kafka record, with the error) so the good events still
+commit. An event and its measurements are stored or rejected together.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,11 +65,6 @@ _ID = attrgetter("id")
 _TZINFO = attrgetter("time.tzinfo")
 
 Method = Literal["copy", "unnest"]
-
-EVENT_COLUMNS = (
-    "time", "id", "source", "type", "domain", "entity_id", "zone_id", "lon", "lat", "subject", "data",
-)  # fmt: skip
-MEASUREMENT_COLUMNS = ("time", "domain", "metric", "entity_id", "zone_id", "value", "unit")
 
 STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ioc_stage_events ("
@@ -117,7 +110,7 @@ UNNEST_INSERT_EVENTS = INSERT_EVENTS.format(stage=UNNEST_EVENTS, source="staged"
 class Rejected:
     """An event the database refused (with its measurements), and why.
 
-    `row` is the EventRow; the worker dead-letters the record it came from with reason
+    `row` is the EventRow; the pipeline dead-letters the record at `row.record` with reason
     `rejected_by_database`."""
 
     row: EventRow
@@ -140,7 +133,6 @@ class WriteResult:
     # Earliest and latest time among the rows stored or found already stored (None: no rows);
     # what the aggregates must refresh, late rows included.
     time_range: tuple[datetime, datetime] | None = None
-    attempts: int = 1
     seconds: float = 0.0
 
     @property
@@ -176,15 +168,13 @@ def resolve_method(method: WriteMethod, flavour: Flavour) -> Method:
 
 
 class EventSink:
-    """Batching, idempotent writer of events and their measurements. Use one per worker process.
+    """Idempotent writer of events and their measurements. Use one per worker process.
 
         async with EventSink.from_settings(settings.db, settings.storage) as sink:
-            for event, measurements in rows:
-                sink.add(event, measurements)
-            result = await sink.flush()        # raises Backpressure if the database is down
+            result = await sink.write(batch)   # raises Backpressure if the database is down
 
-    `flush`/`write` never lose rows: they return (all stored, duplicates counted, bad events
-    rejected) or raise (`Backpressure`: nothing stored, try again later; anything else: a bug or a
+    `write` never loses rows: it returns (all stored, duplicates counted, bad events rejected)
+    or raises (`Backpressure`: nothing stored, try again later; anything else: a bug or a
     missing table/privilege).
     """
 
@@ -198,16 +188,12 @@ class EventSink:
         pool_max_size: int = 2,
         connect_timeout_s: float = 5.0,
         prepare: bool = True,
-        rng: random.Random | None = None,
     ) -> None:
         """`prepare=False` turns psycopg's server-side prepared statements off: needed where
         connections share one session (the WASM TimescaleDB), where their names collide."""
         self.storage = storage
         self.flavour = flavour
         self.method: Method = resolve_method(storage.write_method, flavour)
-        self.batch_size = storage.batch_size
-        self._buffer = Batch()
-        self._rng = rng or random.Random()
         self._pool = AsyncConnectionPool(
             conninfo,
             min_size=pool_min_size,
@@ -259,81 +245,30 @@ class EventSink:
             await conn.execute(statement)
         await conn.commit()
 
-    # -- BatchingSink API ----------------------------------------------------------------------
-    def add(self, event: EventRow, measurements: Iterable[MeasurementRow] = ()) -> None:
-        """Buffer one event with its measurements; `full` says when it is time to flush."""
-        self._buffer.add_event(event, measurements)
-
-    def add_all(self, items: Iterable[tuple[EventRow, Sequence[MeasurementRow]]]) -> None:
-        for event, measurements in items:
-            self._buffer.add_event(event, measurements)
-
-    @property
-    def pending(self) -> int:
-        """Rows buffered (events and measurements)."""
-        return self._buffer.rows
-
-    @property
-    def full(self) -> bool:
-        return self._buffer.rows >= self.batch_size
-
-    async def flush(self) -> WriteResult:
-        """Write the buffered rows; the buffer is cleared only if the write returned."""
-        batch = self._buffer
-        result = await self.write(batch)
-        if self._buffer is batch:
-            self._buffer = Batch()
-        return result
-
+    # -- writing -------------------------------------------------------------------------------
     async def write(
         self, batch: Batch | Iterable[tuple[EventRow, Sequence[MeasurementRow]] | EventRow]
     ) -> WriteResult:
-        """Write `batch` in one transaction, retrying transient errors; see the module doc."""
+        """Write `batch` in one transaction; see the module doc."""
         if not isinstance(batch, Batch):
             batch = Batch.of(batch)
         started = time.perf_counter()
         result = WriteResult()
         good = _unique_events(_precheck(batch, result.rejected), result)
-        if not len(good):
-            result.seconds = time.perf_counter() - started
-            return result
-        delay = self.storage.retry_backoff_s
-        for attempt in range(1, self.storage.retry_attempts + 1):
-            attempt_result = WriteResult(
-                duplicate_events=result.duplicate_events.copy(),
-                duplicate_measurements=result.duplicate_measurements.copy(),
-                rejected=list(result.rejected),
-                attempts=attempt,
-            )
+        if len(good):
             try:
-                await self._write_once(good, attempt_result)
+                await self._write_once(good, result)
             except Exception as exc:
                 if classify(exc) is not ErrorKind.TRANSIENT:
                     raise
-                if attempt == self.storage.retry_attempts:
-                    # The caller logs the outage once (streams.retry); here it is detail.
-                    log.debug("sink.retries_exhausted", attempts=attempt, error=_describe(exc))
-                    raise Backpressure(
-                        f"database unavailable after {attempt} attempts: {_describe(exc)}"
-                    ) from exc
-                sleep = min(self.storage.retry_backoff_cap_s, delay)
-                sleep = sleep / 2 + self._rng.uniform(0, sleep / 2)
-                log.debug(
-                    "sink.retry", attempt=attempt, sleep_s=round(sleep, 3), error=_describe(exc)
-                )
-                await asyncio.sleep(sleep)
-                delay *= 2
-                continue
-            attempt_result.time_range = _time_range(good, attempt_result.rejected)
-            attempt_result.seconds = time.perf_counter() - started
-            if attempt_result.rejected:
-                log.warning(
-                    "sink.rejected",
-                    events=len(attempt_result.rejected),
-                    first_error=attempt_result.rejected[0].error,
-                )
-            return attempt_result
-        raise AssertionError("unreachable")
+                raise Backpressure(f"database unavailable: {_describe(exc)}") from exc
+            result.time_range = _time_range(good, result.rejected)
+        if result.rejected:
+            log.warning(
+                "sink.rejected", events=len(result.rejected), first_error=result.rejected[0].error
+            )
+        result.seconds = time.perf_counter() - started
+        return result
 
     # -- internals -----------------------------------------------------------------------------
     async def _write_once(self, batch: Batch, result: WriteResult) -> None:

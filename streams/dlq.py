@@ -33,6 +33,7 @@ ERROR_CLASS = "ioc_error_class"
 ORIGIN_TOPIC = "ioc_origin_topic"
 ORIGIN_PARTITION = "ioc_origin_partition"
 ORIGIN_OFFSET = "ioc_origin_offset"
+ORIGIN_LAST_OFFSET = "ioc_origin_last_offset"  # only for a range (reason unreadable_batch)
 REPLAY_COUNT = "ioc_replay_count"
 REJECTED_AT = "ioc_rejected_at"
 
@@ -50,6 +51,8 @@ class DeadLetter:
     headers: tuple[tuple[str, bytes], ...] = ()
     replay_count: int = 0
     rejected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: For a range of offsets that could not be read (reason unreadable_batch): its last offset.
+    last_offset: int | None = None
 
     @property
     def origin(self) -> tuple[str, int, int, int]:
@@ -69,6 +72,8 @@ class DeadLetter:
             (REPLAY_COUNT, str(self.replay_count)),
             (REJECTED_AT, self.rejected_at.isoformat()),
         ]
+        if self.last_offset is not None:
+            ours.append((ORIGIN_LAST_OFFSET, str(self.last_offset)))
         return [*original_headers(self.headers), *((k, v.encode()) for k, v in ours)]
 
 
@@ -139,6 +144,7 @@ def from_record(
         headers=tuple(original_headers(hdrs)),
         replay_count=max(0, as_int(REPLAY_COUNT)),
         rejected_at=rejected_at,
+        last_offset=as_int(ORIGIN_LAST_OFFSET) if ORIGIN_LAST_OFFSET in found else None,
     )
 
 

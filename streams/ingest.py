@@ -1,32 +1,40 @@
 """The ingest step for one batch of one domain topic: decode, validate, place, split.
 
-Pure: no Kafka, no database. `split_batch` takes the raw records of a batch and returns what to
+Pure: no Kafka, no database. `split_batch` takes the records of a batch and returns what to
 store (event rows, each with its measurement rows, for the sink) and what to dead-letter (with
 reasons), so the agent stays a few lines and this is unit-tested without a broker.
 
+Every event row carries `record`, the index of the Kafka record it came from in the batch, so a
+row the database refuses maps back to its record by that index alone.
+
 Rules applied here, in order, to every record:
-1. decode and validate the CloudEvent (domains.envelope): failures keep their reason code;
-2. an event of another domain than its topic's -> `wrong_topic`;
-3. event time older than `now - late_horizon` -> `too_late` (newer late events are stored in
+1. a range the consumer could not read (streams.kafka_io.UnreadableRange) -> `unreadable_batch`;
+2. decode and validate the CloudEvent (domains.envelope): failures keep their reason code;
+3. an event of another domain than its topic's -> `wrong_topic`;
+4. event time older than `now - late_horizon` -> `too_late` (newer late events are stored in
    their own time bucket and the aggregates are refreshed for that range by maintenance);
-4. the zone: the event's `zone_id` if it names a known zone, else the zone that holds its
-   coordinates (geo), else NULL and counted as `outside` (stored, not dropped). A `zone_id`
-   the zone file does not know is treated as no zone (counted as `outside` when there are no
-   coordinates either).
+5. the zone: the event's `zone_id` if it names a known zone, else the zone that holds its
+   coordinates (geo), else NULL (stored, not dropped). A `zone_id` the zone file does not know
+   is treated as no zone.
+An exception while handling one record (a bug, not bad input: the decoder never raises) sends
+that record to the DLQ as `processing_error` with the exception's class, and the batch goes on.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domains import Decoder, Rejection
+import structlog
+
+from domains import Decoder, Event, Rejection
 from geo import ZoneIndex
 from sinks.rows import Batch, EventRow, MeasurementRow
 from streams.dlq import DeadLetter, replay_count
-from streams.kafka_io import Record
+from streams.kafka_io import KafkaRecord, UnreadableRange
+
+log = structlog.get_logger(__name__)
 
 _new_tuple = tuple.__new__
 
@@ -39,7 +47,6 @@ class SplitBatch:
     ends: list[int] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     event_times: list[datetime] = field(default_factory=list)
-    zone_outcomes: Counter[str] = field(default_factory=Counter)
 
     def batch(self) -> Batch:
         return Batch(self.events, self.measurements, self.ends)
@@ -50,7 +57,7 @@ class SplitBatch:
 
 
 def split_batch(
-    records: Sequence[Record],
+    records: Sequence[KafkaRecord],
     *,
     domain: str,
     decoder: Decoder,
@@ -60,62 +67,107 @@ def split_batch(
 ) -> SplitBatch:
     out = SplitBatch()
     oldest_allowed = now - late_horizon
-    accepted = []
-    for record in records:
-        decoded = decoder.decode(record.value, record.headers, now=now)
-        if isinstance(decoded, Rejection):
-            out.dead.append(
-                dead_letter(record, decoded.reason, decoded.message, decoded.error_class, now)
-            )
-        elif decoded.domain != domain:
-            message = f"a {decoded.domain} event ({decoded.type}) on the {domain} topic"
-            out.dead.append(dead_letter(record, "wrong_topic", message, "WrongTopic", now))
-        elif decoded.time < oldest_allowed:
-            message = f"event time {decoded.time.isoformat()} is older than the late horizon ({late_horizon})"
-            out.dead.append(dead_letter(record, "too_late", message, "TooLate", now))
+    accepted: list[tuple[int, Event]] = []
+    for index, record in enumerate(records):
+        try:
+            letter = _check(record, domain, decoder, now, oldest_allowed, late_horizon)
+        except Exception as exc:
+            letter = _processing_error(record, exc, now)
+        if type(letter) is Event:
+            accepted.append((index, letter))
         else:
-            accepted.append(decoded)
+            out.dead.append(letter)  # type: ignore[arg-type]
 
     measurements, ends = out.measurements, out.ends
-    known = frozenset(zone.id for zone in zones.zones)
-    located = [d for d in accepted if d.zone_id not in known and d.lon is not None]
+    known = zones.ids
+    located = [d for _, d in accepted if d.zone_id not in known and d.lon is not None]
     found = zones.lookup([d.lon for d in located], [d.lat for d in located]) if located else []
     zone_of = {id(d): zone for d, zone in zip(located, found, strict=True)}
 
-    for d in accepted:
-        if d.zone_id in known:
-            zone_id, outcome = d.zone_id, "given"
-        else:
-            zone_id = zone_of.get(id(d))
-            outcome = "located" if zone_id else "outside"
-        out.zone_outcomes[outcome] += 1
-        payload, time = d.payload, d.time
-        entity_id, location = payload.entity_id, payload.location
-        lon, lat = (None, None) if location is None else location.coordinates[:2]
+    for index, d in accepted:
+        zone_id = d.zone_id if d.zone_id in known else zone_of.get(id(d))
+        try:
+            payload, time = d.payload, d.time
+            entity_id, location = payload.entity_id, payload.location
+            lon, lat = (None, None) if location is None else location.coordinates[:2]
+            # ~4 per event: tuple.__new__ skips the NamedTuple's Python-level __new__.
+            rows = [
+                _new_tuple(MeasurementRow, (time, domain, metric, entity_id, zone_id, value, unit))
+                for metric, value, unit in payload.measurements()
+            ]
+        except Exception as exc:
+            out.dead.append(_processing_error(records[index], exc, now))
+            continue
         out.events.append(
             EventRow(
                 d.id, time, d.source, d.type, domain, entity_id, zone_id, lon, lat, d.subject,
-                # The validated data as the producer sent it (the message value in binary
-                # mode): no re-serialisation per event.
-                d.data_json,
+                # The validated data as the producer sent it: no re-serialisation per event.
+                d.data_json, index,
             )
         )  # fmt: skip
-        # ~4 per event: tuple.__new__ skips the NamedTuple's Python-level __new__ (same object).
-        measurements += [
-            _new_tuple(MeasurementRow, (time, domain, metric, entity_id, zone_id, value, unit))
-            for metric, value, unit in payload.measurements()
-        ]
+        measurements += rows
         ends.append(len(measurements))  # this event's measurements end here
-        out.event_times.append(d.time)
+        out.event_times.append(time)
     return out
 
 
+def _check(
+    record: KafkaRecord,
+    domain: str,
+    decoder: Decoder,
+    now: datetime,
+    oldest_allowed: datetime,
+    late_horizon: timedelta,
+) -> Event | DeadLetter:
+    """The record's event, or its dead letter."""
+    if type(record) is UnreadableRange:
+        message = (
+            f"offsets {record.offset}..{record.last_offset} of {record.topic}"
+            f"[{record.partition}] could not be read: {record.error}"
+        )
+        log.error(
+            "ingest.unreadable_batch", topic=record.topic, partition=record.partition,
+            first_offset=record.offset, last_offset=record.last_offset, error=record.error,
+        )  # fmt: skip
+        letter = dead_letter(record, "unreadable_batch", message, record.error_class, now)
+        return _with_last_offset(letter, record.last_offset)
+    decoded = decoder.decode(record.value, record.headers, now=now)
+    if isinstance(decoded, Rejection):
+        return dead_letter(record, decoded.reason, decoded.message, decoded.error_class, now)
+    if decoded.domain != domain:
+        message = f"a {decoded.domain} event ({decoded.type}) on the {domain} topic"
+        return dead_letter(record, "wrong_topic", message, "WrongTopic", now)
+    if decoded.time < oldest_allowed:
+        message = (
+            f"event time {decoded.time.isoformat()} is older than the late horizon ({late_horizon})"
+        )
+        return dead_letter(record, "too_late", message, "TooLate", now)
+    return decoded
+
+
+def _processing_error(record: KafkaRecord, exc: Exception, now: datetime) -> DeadLetter:
+    log.exception(
+        "ingest.processing_error", topic=record.topic, partition=record.partition,
+        offset=record.offset,
+    )  # fmt: skip
+    message = f"the pipeline failed on this record: {type(exc).__name__}: {exc}"
+    return dead_letter(record, "processing_error", message, type(exc).__name__, now)
+
+
+def _with_last_offset(letter: DeadLetter, last_offset: int) -> DeadLetter:
+    return DeadLetter(
+        reason=letter.reason, message=letter.message, error_class=letter.error_class,
+        topic=letter.topic, partition=letter.partition, offset=letter.offset, key=None,
+        value=None, replay_count=0, rejected_at=letter.rejected_at, last_offset=last_offset,
+    )  # fmt: skip
+
+
 def dead_letter(
-    record: Record, reason: str, message: str, error_class: str, now: datetime
+    record: KafkaRecord, reason: str, message: str, error_class: str, now: datetime
 ) -> DeadLetter:
     return DeadLetter(
         reason=reason, message=message, error_class=error_class,
         topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key, value=record.value, headers=record.headers,
+        key=record.key, value=record.value, headers=tuple(record.headers),
         replay_count=replay_count(record.headers), rejected_at=now,
     )  # fmt: skip

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 import psycopg
@@ -30,13 +31,12 @@ from domains import Decoder, Registry
 from geo import ZoneIndex
 from sinks.errors import Backpressure
 from sinks.maintenance import maintain
-from sinks.rows import EventRow
-from sinks.writer import EventSink, Rejected, WriteResult
+from sinks.writer import EventSink, WriteResult
 from streams.dlq import DeadLetter, dlq_topic
 from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import KafkaRecord, create_topics
 from streams.metrics import PipelineMetrics
-from streams.retry import retry_until_done
+from streams.retry import RetryPolicy, retry_until_done
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -75,16 +75,57 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class DeadLetterSender(Protocol):
+    """Where dead letters go. `send` returns once every letter is durable, or raises."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(self, letters: Sequence[DeadLetter]) -> None: ...
+
+
+class KafkaDeadLetters:
+    """Dead letters to the DLQ topic, each acknowledged by every in-sync replica (acks=all)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = service_topics(settings)["dlq"]
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+            max_batch_size=1024 * 1024, client_id=f"{self.settings.kafka.client_id}-dlq",
+            max_request_size=4 * 1024 * 1024,
+        )  # fmt: skip
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        assert self.producer is not None, "start() first"
+        futures = [
+            await self.producer.send(
+                self.topic, key=letter.key, value=letter.value, headers=letter.kafka_headers()
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*futures)
+
+
 @dataclass
 class Pipeline:
-    """What the agents share: decoder, zones, the sink, the DLQ producer, the metrics."""
+    """What the ingest agents share: the decoder, the zones, the sink, the dead-letter sender,
+    the metrics. `handle(domain, records)` is one batch."""
 
     settings: Settings
     registry: Registry
     zones: ZoneIndex
     sink: EventSink
+    dead_letters: DeadLetterSender
     metrics: PipelineMetrics = field(default_factory=PipelineMetrics)
-    producer: AIOKafkaProducer | None = None
     changed_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -94,31 +135,36 @@ class Pipeline:
             max_bytes=conf.max_event_bytes,
             max_future=timedelta(seconds=conf.max_future_s),
         )
-        self.dlq_topic = service_topics(self.settings)["dlq"]
         self.metrics.topic_domain.update({t: d for d, t in self.registry.topics().items()})
         self.name = worker_name()
+        self.retry_policy = RetryPolicy(
+            self.settings.stream.retry_first_s, self.settings.stream.retry_cap_s
+        )
+        self._started = False
         self._start_lock = asyncio.Lock()
 
     async def ensure_started(self) -> None:
         """Start on the first batch (agents may run before Faust's startup tasks)."""
         async with self._start_lock:
-            if self.producer is None:
+            if not self._started:
                 await self.start()
+                self._started = True
 
     async def start(self) -> None:
-        await ensure_topics(self.settings, self.registry)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
-            max_batch_size=1024 * 1024, client_id=f"{self.settings.kafka.client_id}-dlq",
-            max_request_size=4 * 1024 * 1024,
+        await retry_until_done(
+            self.dead_letters.start, transient=KAFKA_TRANSIENT, what="dlq.start",
+            policy=self.retry_policy,
         )  # fmt: skip
-        await self.producer.start()
-        await retry_until_done(self.sink.open, transient=(Backpressure,), what="sink.open")
-        await asyncio.to_thread(self.load_zones_table)
+        await retry_until_done(
+            self.sink.open, transient=(Backpressure,), what="sink.open", policy=self.retry_policy
+        )
+        await retry_until_done(
+            lambda: asyncio.to_thread(self.load_zones_table),
+            transient=(psycopg.OperationalError,), what="zones", policy=self.retry_policy,
+        )  # fmt: skip
 
     async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
+        await self.dead_letters.stop()
         await self.sink.close()
 
     def load_zones_table(self) -> None:
@@ -138,17 +184,6 @@ class Pipeline:
                 rows,
             )
 
-    async def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Produce and wait for Kafka's acknowledgement of every dead letter."""
-        assert self.producer is not None
-        futures = [
-            await self.producer.send(
-                self.dlq_topic, key=letter.key, value=letter.value, headers=letter.kafka_headers()
-            )
-            for letter in letters
-        ]
-        await asyncio.gather(*futures)
-
     async def handle(self, domain: str, records: Sequence[KafkaRecord]) -> None:
         """One batch: never raises for bad input or an outage; returns once all is durable."""
         await self.ensure_started()
@@ -159,25 +194,21 @@ class Pipeline:
         )  # fmt: skip
         context = {"domain": domain, "size": len(records), "first_offset": records[0].offset}
         if split.dead:
-            await retry_until_done(
-                lambda: self.send_dead_letters(split.dead),
-                transient=KAFKA_TRANSIENT, what="dlq", **context,
-            )  # fmt: skip
+            await self.send_dead_letters(split.dead, context)
+        batch = split.batch()
         result: WriteResult = await retry_until_done(
-            lambda: self.sink.write(split.batch()),
-            transient=(Backpressure,),
-            what="sink",
-            **context,
-        )
+            lambda: self.sink.write(batch), transient=(Backpressure,), what="sink",
+            policy=self.retry_policy, **context,
+        )  # fmt: skip
         committed = datetime.now(UTC)
         if result.time_range is not None:
             self.changed_ranges.append(result.time_range)
-        rejected = self.rejected_letters(result.rejected, records, now)
+        rejected = [
+            dead_letter(records[r.row.record], "rejected_by_database", r.error, r.error_class, now)
+            for r in result.rejected
+        ]
         if rejected:
-            await retry_until_done(
-                lambda: self.send_dead_letters(rejected),
-                transient=KAFKA_TRANSIENT, what="dlq", **context,
-            )  # fmt: skip
+            await self.send_dead_letters(rejected, context)
         self.metrics.record_batch(
             domain,
             received=len(records),
@@ -187,29 +218,13 @@ class Pipeline:
             latencies_s=[(committed - t).total_seconds() for t in split.event_times],
         )
 
-    def rejected_letters(
-        self, rejected: Sequence[Rejected], records: Sequence[KafkaRecord], now: datetime
-    ) -> list[DeadLetter]:
-        """Rows the database refused -> dead letters of the records they came from."""
-        if not rejected:
-            return []
-        ids = {r.row.id: r for r in rejected if isinstance(r.row, EventRow)}
-        letters = []
-        for record in records:
-            event_id = self._record_event_id(record)
-            if event_id in ids:
-                why = ids[event_id]
-                letters.append(
-                    dead_letter(record, "rejected_by_database", why.error, why.error_class, now)
-                )
-        unmatched = len(rejected) - len(letters)
-        if unmatched:
-            log.error("sink.rejected_rows_without_event", count=unmatched, first=rejected[0].error)
-        return letters
-
-    def _record_event_id(self, record: KafkaRecord) -> str | None:
-        decoded = self.decoder.decode(record.value, record.headers, now=datetime.now(UTC))
-        return getattr(decoded, "id", None)
+    async def send_dead_letters(
+        self, letters: Sequence[DeadLetter], context: dict[str, object]
+    ) -> None:
+        await retry_until_done(
+            lambda: self.dead_letters.send(letters), transient=KAFKA_TRANSIENT, what="dlq",
+            policy=self.retry_policy, **context,
+        )  # fmt: skip
 
     def maintain_now(self) -> None:
         """Refresh what changed, partitions, retention. On failure the ranges stay for next time."""

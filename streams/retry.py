@@ -1,43 +1,42 @@
-"""Waiting out a database that is down or slow, without losing the batch in hand.
+"""The one retry loop: waiting out a database or broker that is down, without losing the batch.
 
-Faust's `take()` acks the buffered events when the agent body returns to the loop, or when an
-exception leaves the `async for` (its `finally` runs). So the body must not raise while it holds
-a batch: it calls `retry_until_done`, which retries a write on backpressure with capped
-exponential backoff, logs once per state change ("waiting", then "recovered"), and only
-returns when the batch is stored. Meanwhile the take buffer stays full, the stream stops
-pulling, Faust pauses the partitions, and Kafka keeps the data.
+An acknowledgement may only follow the agent body's normal return (streams.faust_ext), so the
+body must not give up a batch it holds: it calls `retry_until_done`, which retries on transient
+errors with capped exponential backoff and jitter (tenacity), logs once when it starts waiting
+and once when it recovers, and returns only when the attempt succeeded. Meanwhile the take
+buffer stays full, the stream stops pulling, Faust pauses the partitions, and Kafka keeps the
+data. The sink and the DLQ producer do not retry on their own: they raise at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
 
-class Backoff:
-    """Capped exponential backoff with full jitter."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Waits between attempts: half of min(cap, first * 2**n) fixed, the other half random."""
 
-    def __init__(
-        self, first_s: float = 0.2, cap_s: float = 5.0, rng: random.Random | None = None
-    ) -> None:
-        self.first_s = first_s
-        self.cap_s = cap_s
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.first_s * (2**self.attempt))
-        self.attempt += 1
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+    first_s: float = 0.2
+    cap_s: float = 5.0
 
 
 async def retry_until_done(
@@ -45,33 +44,42 @@ async def retry_until_done(
     *,
     transient: tuple[type[BaseException], ...],
     what: str,
-    backoff: Backoff | None = None,
+    policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     **context: object,
 ) -> T:
     """Run `attempt` until it returns; exceptions in `transient` mean wait and try again.
 
-    Anything else propagates (a bug or a permanent error is not retried forever).
-    """
-    backoff = backoff or Backoff()
-    waiting_since: float | None = None
-    while True:
-        try:
-            result = await attempt()
-        except transient as exc:
-            if waiting_since is None:
-                waiting_since = time.monotonic()
-                log.warning(f"{what}.backpressure", error=f"{type(exc).__name__}: {exc}", **context)
-            await sleep(backoff.next_delay())
-            continue
-        if waiting_since is not None:
-            log.warning(
-                f"{what}.recovered",
-                waited_s=round(time.monotonic() - waiting_since, 1),
-                attempts=backoff.attempt + 1,
-                **context,
-            )
-        return result
+    Anything else propagates (a bug or a permanent error is not retried forever)."""
+    half, cap = policy.first_s / 2, policy.cap_s / 2
+    waiting_since: list[float] = []
+
+    def started_waiting(state: RetryCallState) -> None:
+        if not waiting_since:
+            waiting_since.append(time.monotonic())
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(f"{what}.backpressure", error=f"{type(exc).__name__}: {exc}", **context)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(transient),
+        wait=wait_exponential(multiplier=half, max=cap) + wait_random_exponential(half, cap),
+        stop=stop_never,
+        before_sleep=started_waiting,
+        sleep=sleep,
+        reraise=True,
+    )
+    async def call() -> T:  # tenacity awaits only what is declared `async def`
+        return await attempt()
+
+    result = await retrying(call)
+    if waiting_since:
+        log.warning(
+            f"{what}.recovered",
+            waited_s=round(time.monotonic() - waiting_since[0], 1),
+            attempts=retrying.statistics.get("attempt_number", 0),
+            **context,
+        )
+    return result
 
 
 class OutageLog:

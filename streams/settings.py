@@ -128,6 +128,11 @@ class StreamSettings(BaseModel):
     web_enabled: bool = True
     web_port: int = Field(6066, ge=1, le=65535, description="Faust web (/metrics) port.")
     web_host: str = "127.0.0.1"
+    retry_first_s: float = Field(
+        0.2, gt=0, le=60, description="First wait when the database or the DLQ is unavailable "
+        "(the one retry loop, streams.retry); doubles up to retry_cap_s.",
+    )  # fmt: skip
+    retry_cap_s: float = Field(5.0, gt=0, le=600, description="Longest wait between retries.")
     late_horizon_s: float = Field(
         3600.0, ge=0, description="Events older than now minus this go to the DLQ as too_late."
     )

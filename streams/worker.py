@@ -29,7 +29,7 @@ from sinks.writer import EventSink
 from streams.faust_ext import IngestApp, IngestStream, create_app
 from streams.kafka_io import partition_lag
 from streams.metrics import PipelineMetrics
-from streams.pipeline import KAFKA_TRANSIENT, Pipeline, registry_for
+from streams.pipeline import KAFKA_TRANSIENT, KafkaDeadLetters, Pipeline, registry_for
 from streams.retry import OutageLog
 from streams.settings import Settings
 
@@ -56,8 +56,9 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, 
     app = create_app(settings, id=app_id)
     zones = ZoneIndex.from_file(settings.geo.zone_file)
     pipeline = Pipeline(
-        settings, registry, zones, EventSink.from_settings(settings.db, settings.storage)
-    )
+        settings, registry, zones, EventSink.from_settings(settings.db, settings.storage),
+        KafkaDeadLetters(settings),
+    )  # fmt: skip
     conf = settings.stream
 
     for domain, topic_name in registry.topics().items():
@@ -104,6 +105,7 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, 
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(pipeline.metrics.prometheus_text(), content_type="text/plain")
+        body, content_type = pipeline.metrics.exposition(request.headers.get("Accept"))
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     return app, pipeline

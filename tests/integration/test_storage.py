@@ -49,7 +49,7 @@ def owner(settings: Settings, dbname: str) -> psycopg.Connection[tuple[object, .
 def sink_for(settings: Settings, dbname: str, **storage: object) -> EventSink:
     return EventSink(
         settings.db.conninfo("ingest", dbname=dbname),
-        settings.storage.model_copy(update={"retry_backoff_s": 0.05, **storage}),
+        settings.storage.model_copy(update=storage),
         "postgres",
     )
 
@@ -297,19 +297,6 @@ async def test_duplicate_inside_one_batch_is_counted_not_stored_twice(
     assert negative == (0,)
 
 
-async def test_add_and_flush_like_a_batching_sink(settings: Settings, storage_db: str) -> None:
-    start = minute_start(datetime.now(UTC) - timedelta(minutes=20))
-    async with sink_for(settings, storage_db, batch_size=100) as sink:
-        for event, rows in readings(20, start, entity="flush").spans():
-            sink.add(event, rows)
-        assert sink.full and sink.pending == 100  # rows: 20 events + 80 measurements
-        with pytest.raises(TypeError, match="with its event"):
-            sink.add(rows[0])  # type: ignore[arg-type]
-        result = await sink.flush()
-        assert sink.pending == 0
-    assert (result.events_new, result.measurements_new) == (20, 80)
-
-
 @pytest.mark.parametrize("method", ["copy", "unnest"])
 @pytest.mark.parametrize("bad", ["measurement", "event"])
 async def test_bad_row_rejects_its_whole_event_and_the_rest_commits(
@@ -354,7 +341,7 @@ async def test_naive_datetime_is_rejected_not_guessed(settings: Settings, storag
     assert [(r.row, r.error_class) for r in result.rejected] == [(batch.events[1], "NaiveDatetime")]
 
 
-async def test_connection_killed_mid_flush_is_retried_with_exact_counts(
+async def test_connection_killed_mid_write_stores_nothing_and_a_retry_stores_all_once(
     settings: Settings, storage_db: str, superuser: str
 ) -> None:
     start = minute_start(datetime.now(UTC) - timedelta(hours=2))
@@ -382,10 +369,13 @@ async def test_connection_killed_mid_flush_is_retried_with_exact_counts(
     async with sink_for(settings, storage_db) as sink:
         task = asyncio.create_task(killer())
         await asyncio.sleep(0.05)
-        result = await sink.write(batch)
+        with pytest.raises(Backpressure):  # the sink does not retry: the pipeline's loop does
+            await sink.write(batch)
         await task
-    assert killed, "the flush was never caught in flight"
-    assert result.attempts >= 2
+        assert killed, "the write was never caught in flight"
+        assert count(settings, storage_db, "events", "kill") == 0  # rolled back entirely
+        assert count(settings, storage_db, "measurements", "kill") == 0
+        result = await sink.write(batch)  # the same batch again, as retry_until_done does
     # the killed transaction rolled back entirely: events and measurements alike
     assert (result.events_new, result.events_duplicate) == (15_000, 0)
     assert (result.measurements_new, result.measurements_duplicate) == (60_000, 0)
@@ -397,7 +387,7 @@ async def test_database_down_raises_backpressure(settings: Settings) -> None:
     db = settings.db.model_copy(update={"port": 1, "connect_timeout_s": 1.0})
     sink = EventSink(
         db.conninfo("ingest"),
-        settings.storage.model_copy(update={"retry_attempts": 2, "retry_backoff_s": 0.01}),
+        settings.storage,
         "postgres",
         connect_timeout_s=1.0,
     )

@@ -1,12 +1,10 @@
-"""The write loop waits out transient failures and never gives up a batch; others propagate."""
+"""The one retry loop waits out transient failures and never gives up a batch; others propagate."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from streams.retry import Backoff, retry_until_done
+from streams.retry import RetryPolicy, retry_until_done
 
 
 class Down(Exception):
@@ -28,7 +26,7 @@ async def test_retries_transient_errors_until_the_write_succeeds() -> None:
         slept.append(seconds)
 
     result = await retry_until_done(
-        write, transient=(Down,), what="sink", backoff=Backoff(0.1, 1.0, random.Random(1)),
+        write, transient=(Down,), what="sink", policy=RetryPolicy(0.1, 1.0),
         sleep=fake_sleep,
     )  # fmt: skip
     assert result == "stored"
@@ -46,11 +44,30 @@ async def test_other_errors_propagate() -> None:
         await retry_until_done(write, transient=(Down,), what="sink")
 
 
-def test_backoff_is_capped() -> None:
-    backoff = Backoff(0.2, 5.0, random.Random(0))
-    delays = [backoff.next_delay() for _ in range(20)]
-    assert max(delays) <= 5.0
-    assert min(delays[10:]) >= 2.5
+async def test_waits_grow_and_stay_capped_and_it_logs_once_each_way() -> None:
+    from structlog.testing import capture_logs
+
+    calls = 0
+    slept: list[float] = []
+
+    async def write() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 20:
+            raise Down("refused")
+        return "stored"
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    with capture_logs() as logs:
+        await retry_until_done(
+            write, transient=(Down,), what="sink", policy=RetryPolicy(0.2, 5.0), sleep=fake_sleep
+        )
+    assert max(slept) <= 5.0
+    assert min(slept[10:]) >= 2.5  # at the cap: half fixed, half random
+    assert [entry["event"] for entry in logs] == ["sink.backpressure", "sink.recovered"]
+    assert logs[1]["attempts"] == 21
 
 
 def test_outage_log_reports_start_and_end_once() -> None:
