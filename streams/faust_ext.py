@@ -15,8 +15,8 @@ Unreadable batches: a record batch that aiokafka cannot turn into records (its c
 installed, its CRC does not match, its records do not parse) would raise out of the consumer
 on every fetch of that partition, for ever. The consumer thread reads fetches through
 `readable_records` instead (aiokafka FetchResult/PartitionRecords, AIOKAFKA_VERSION, adapted):
-such a batch becomes one `UnreadableRange` (streams.kafka_io) delivered in place of its records,
-logged once, and the fetch position moves past exactly that batch. The range travels as a
+such a batch becomes one `UnreadableRange` (streams.kafka_io) delivered in place of its records
+(the pipeline logs it and dead-letters it), and the fetch position moves past exactly that batch. The range travels as a
 RecordChunk, so it is acked, and committed, only after the agent's body returned for it.
 
 Why each piece exists, and the measurements behind the settings: docs/performance.md.
@@ -34,7 +34,6 @@ from typing import Any, cast
 
 import aiokafka
 import faust
-import structlog
 from aiokafka import codec as aiokafka_codec
 from aiokafka import errors as kafka_errors
 from aiokafka.consumer import fetcher as aiokafka_fetcher
@@ -63,8 +62,6 @@ FAUST_VERSION = "0.15.3"
 #: The aiokafka release whose Fetcher internals `readable_records` and `fetched_records` adapt;
 #: pinned in pyproject.toml.
 AIOKAFKA_VERSION = "0.14.0"
-
-log = structlog.get_logger(__name__)
 
 
 class FrameworkVersionError(RuntimeError):
@@ -202,11 +199,6 @@ def readable_records(partition_records: Any) -> Iterator[Any]:
             unreadable = UnreadableRange(
                 tp.topic, tp.partition, first, next_batch.next_offset - 1,
                 str(exc), type(exc).__name__,
-            )  # fmt: skip
-            log.error(
-                "kafka.unreadable_batch", topic=tp.topic, partition=tp.partition,
-                first_offset=unreadable.offset, last_offset=unreadable.last_offset,
-                error=unreadable.error, error_class=unreadable.error_class,
             )  # fmt: skip
             pr.next_fetch_offset = next_batch.next_offset
             yield unreadable
