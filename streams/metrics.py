@@ -1,21 +1,41 @@
 """Pipeline health: counters per domain, end-to-end latency, consumer lag.
 
 One `PipelineMetrics` per worker. The ingest agent records what each committed batch did; a timer
-writes a window of it to `pipeline_stats` every few seconds (`take_window`), and the Faust web
-view serves the cumulative figures in Prometheus' text format (`prometheus_text`).
+writes a window of it to `pipeline_stats` every few seconds (`take_window`), and the worker's
+`/metrics` page serves the cumulative figures through prometheus-client (`exposition`): each
+`PipelineMetrics` has its own `CollectorRegistry` (not the process-wide default one, so several
+apps or tests in one process do not collide) holding one collector that reads these counters
+when scraped. The hot path stays a few integer additions per batch.
 
 Latency is event time -> database commit, per event. A window keeps a bounded random sample
 (reservoir) for exact p50/p95/p99; Prometheus gets a cumulative histogram.
+
+What a scrape shows (names and labels are the interface of dashboards and alerts):
+- `ioc_events_total{domain, outcome}` counter; outcome `received` counts every record read, and
+  `stored`, `duplicates`, `rejected` split it, so do not sum over `outcome`;
+- `ioc_events_rejected_total{domain, reason}` counter, dead letters by reason;
+- `ioc_consumer_lag{topic, partition}` gauge, messages behind the end of each partition;
+- `ioc_end_to_end_latency_seconds{domain}` histogram, event time to database commit.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 LATENCY_BUCKETS_S = (
     0.01,
@@ -98,6 +118,8 @@ class PipelineMetrics:
         self.latency_sum: Counter[str] = Counter()
         self.lag: dict[tuple[str, int], int] = {}
         self.topic_domain: dict[str, str] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(PrometheusCollector(self))
 
     def record_batch(
         self,
@@ -162,43 +184,62 @@ class PipelineMetrics:
             )
         return rows
 
-    def prometheus_text(self) -> str:
-        lines = [
-            "# HELP ioc_events_total Events by domain and outcome since the worker started.",
-            "# TYPE ioc_events_total counter",
-        ]
-        for domain, totals in sorted(self.totals.items()):
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The `/metrics` body and its content type, in the format the scraper's Accept header
+        asks for (Prometheus text 0.0.4 by default, OpenMetrics when asked)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class PrometheusCollector:
+    """prometheus-client collector over one PipelineMetrics' cumulative counters."""
+
+    def __init__(self, metrics: PipelineMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return self._families()
+
+    def collect(self) -> list[Metric]:
+        m = self.metrics
+        events, rejected, lag, latency = self._families()
+        for domain, totals in sorted(m.totals.items()):
             for outcome in ("received", "stored", "duplicates", "rejected"):
-                lines.append(
-                    f'ioc_events_total{{domain="{domain}",outcome="{outcome}"}} {totals[outcome]}'
-                )
-        lines += [
-            "# HELP ioc_events_rejected_total Events sent to the dead-letter topic, by reason.",
-            "# TYPE ioc_events_rejected_total counter",
-        ]
-        for (domain, reason), count in sorted(self.rejected_totals.items()):
-            lines.append(
-                f'ioc_events_rejected_total{{domain="{domain}",reason="{reason}"}} {count}'
+                events.add_metric([domain, outcome], totals[outcome])
+        for (domain, reason), count in sorted(m.rejected_totals.items()):
+            rejected.add_metric([domain, reason], count)
+        for (topic, partition), behind in sorted(m.lag.items()):
+            lag.add_metric([topic, str(partition)], behind)
+        for domain, counts in sorted(m.latency_buckets.items()):
+            bounds = [*(str(bound) for bound in LATENCY_BUCKETS_S), "+Inf"]
+            cumulative = list(itertools.accumulate(counts))
+            latency.add_metric(
+                [domain], list(zip(bounds, cumulative, strict=True)), m.latency_sum[domain]
             )
-        lines += [
-            "# HELP ioc_consumer_lag Messages behind the end of each partition.",
-            "# TYPE ioc_consumer_lag gauge",
+        return [events, rejected, lag, latency]
+
+    @staticmethod
+    def _families() -> list[Metric]:
+        return [
+            CounterMetricFamily(
+                "ioc_events",
+                "Events by domain and outcome since the worker started (received = stored + "
+                "duplicates + rejected).",
+                labels=["domain", "outcome"],
+            ),
+            CounterMetricFamily(
+                "ioc_events_rejected",
+                "Events sent to the dead-letter topic, by reason.",
+                labels=["domain", "reason"],
+            ),
+            GaugeMetricFamily(
+                "ioc_consumer_lag",
+                "Messages behind the end of each partition.",
+                labels=["topic", "partition"],
+            ),
+            HistogramMetricFamily(
+                "ioc_end_to_end_latency_seconds",
+                "Event time to database commit.",
+                labels=["domain"],
+            ),
         ]
-        for (topic, partition), lag in sorted(self.lag.items()):
-            lines.append(f'ioc_consumer_lag{{topic="{topic}",partition="{partition}"}} {lag}')
-        lines += [
-            "# HELP ioc_end_to_end_latency_seconds Event time to database commit.",
-            "# TYPE ioc_end_to_end_latency_seconds histogram",
-        ]
-        for domain, buckets in sorted(self.latency_buckets.items()):
-            cumulative = 0
-            for bound, count in zip((*LATENCY_BUCKETS_S, "+Inf"), buckets, strict=True):
-                cumulative += count
-                lines.append(
-                    f'ioc_end_to_end_latency_seconds_bucket{{domain="{domain}",le="{bound}"}} {cumulative}'
-                )
-            lines.append(f'ioc_end_to_end_latency_seconds_count{{domain="{domain}"}} {cumulative}')
-            lines.append(
-                f'ioc_end_to_end_latency_seconds_sum{{domain="{domain}"}} {self.latency_sum[domain]:.6f}'
-            )
-        return "\n".join(lines) + "\n"

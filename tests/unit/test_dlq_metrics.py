@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams import dlq
 from streams.metrics import PipelineMetrics, quantile
@@ -53,10 +57,34 @@ def test_replay_increments_the_count_and_drops_old_ioc_headers() -> None:
     assert dlq.replay_count(dlq.replay_headers(back)) == 2
 
 
-@given(st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=20)), max_size=8))
-def test_reading_any_headers_never_raises(headers: list[tuple[str, bytes]]) -> None:
-    back = dlq.from_record(None, None, headers)
-    assert back.replay_count >= 0
+OUR_HEADERS = [
+    dlq.REASON, dlq.MESSAGE, dlq.ERROR_CLASS, dlq.ORIGIN_TOPIC, dlq.ORIGIN_PARTITION,
+    dlq.ORIGIN_OFFSET, dlq.ORIGIN_LAST_OFFSET, dlq.REPLAY_COUNT, dlq.REJECTED_AT,
+]  # fmt: skip
+header_names = st.one_of(st.sampled_from(OUR_HEADERS), st.text(max_size=20))
+header_values = st.one_of(
+    st.binary(max_size=20), st.integers(-3, 10**6).map(lambda n: str(n).encode())
+)
+
+
+@given(st.lists(st.tuples(header_names, header_values), max_size=8))
+def test_any_headers_read_back_as_a_letter_that_round_trips(
+    headers: list[tuple[str, bytes]],
+) -> None:
+    """A DLQ reader meets headers written by anyone: it never raises, keeps the original headers
+    untouched, reads the replay count when it is a count (else 0), and what it read re-encodes
+    to the same letter."""
+    back = dlq.from_record(b"k", b"v", headers)
+    assert back.headers == tuple((k, v) for k, v in headers if not k.startswith("ioc_"))
+    counts = [v for k, v in headers if k == dlq.REPLAY_COUNT]
+    if not counts:
+        assert back.replay_count == 0
+    elif re.fullmatch(rb"-?[0-9]+", counts[-1]):  # as written by replay_headers: the last wins
+        assert back.replay_count == max(0, int(counts[-1]))
+    else:  # junk: read as 0, or as whatever int() makes of it (" 3", "+3"), never negative
+        assert back.replay_count >= 0
+    again = dlq.from_record(back.key, back.value, back.kafka_headers())
+    assert again == back
 
 
 def test_window_counts_and_latency_quantiles() -> None:
@@ -78,17 +106,40 @@ def test_window_counts_and_latency_quantiles() -> None:
     assert empty.received == 0 and empty.lag == 42 and empty.latency_p95_s is None
 
 
-def test_prometheus_text_is_cumulative() -> None:
+def test_exposition_is_cumulative_and_parses() -> None:
     metrics = PipelineMetrics()
     for _ in range(2):
         metrics.record_batch(
-            "health", received=10, stored=10, duplicates=0, rejected=[], latencies_s=[0.2] * 10
-        )
-    metrics.take_window()
-    text = metrics.prometheus_text()
-    assert 'ioc_events_total{domain="health",outcome="stored"} 20' in text
-    assert 'ioc_end_to_end_latency_seconds_bucket{domain="health",le="0.25"} 20' in text
-    assert 'ioc_end_to_end_latency_seconds_bucket{domain="health",le="0.1"} 0' in text
+            "health", received=11, stored=10, duplicates=0, rejected=["bad_json"],
+            latencies_s=[0.2] * 10,
+        )  # fmt: skip
+    metrics.take_window()  # a window taken for pipeline_stats leaves the cumulative figures
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain; version=0.0.4")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert samples[("ioc_events_total", (("domain", "health"), ("outcome", "stored")))] == 20
+    assert samples[("ioc_events_total", (("domain", "health"), ("outcome", "received")))] == 22
+    rejected = ("ioc_events_rejected_total", (("domain", "health"), ("reason", "bad_json")))
+    assert samples[rejected] == 2
+    bucket = "ioc_end_to_end_latency_seconds_bucket"
+    assert samples[(bucket, (("domain", "health"), ("le", "0.25")))] == 20
+    assert samples[(bucket, (("domain", "health"), ("le", "0.1")))] == 0
+    assert samples[(bucket, (("domain", "health"), ("le", "+Inf")))] == 20  # cumulative
+    assert samples[("ioc_end_to_end_latency_seconds_sum", (("domain", "health"),))] == (
+        pytest.approx(4.0)
+    )
+
+
+def test_each_metrics_object_has_its_own_registry() -> None:
+    first, second = PipelineMetrics(), PipelineMetrics()
+    first.record_batch("health", received=1, stored=1, duplicates=0, rejected=[], latencies_s=[])
+    assert first.registry is not REGISTRY and second.registry is not REGISTRY
+    assert b'domain="health"' in first.exposition()[0]
+    assert b'domain="health"' not in second.exposition()[0]
 
 
 def test_quantile_nearest_rank() -> None:
