@@ -87,10 +87,30 @@ def test_a_chunk_is_one_message_at_its_last_offset() -> None:
     assert chunk.acked is False
 
 
-def test_create_app_has_no_shared_state() -> None:
+def test_apps_in_one_process_share_no_state() -> None:
+    """The worker, the tests and the benchmarks build several apps in one process: what is set
+    or registered on one must not show on another."""
     first, second = create_app(tuned_settings()), create_app(tuned_settings(), id="b")
-    assert first is not second
-    assert first.conf.id != second.conf.id
+    first.chunk_topics("city.environment.events")
+    first.fetch_max_wait_ms, first.stream_yield_every, first.chunk_max_records = 1, 2, 3
+
+    async def ingest(stream: IngestStream) -> None:
+        async for _records in stream.take_records(10, within=0.1):
+            pass
+
+    first.agent(first.topic("city.environment.events"), name="only-first")(ingest)
+    first.conf.broker_commit_interval = 9.0
+
+    assert first.chunked_topics == {"city.environment.events"}
+    assert second.chunked_topics == frozenset()
+    assert (second.fetch_max_wait_ms, second.stream_yield_every, second.chunk_max_records) == (
+        250, 50, 1234,
+    )  # fmt: skip
+    assert "only-first" in first.agents and "only-first" not in second.agents
+    assert second.conf.broker_commit_interval == 0.7
+    assert (first.conf.id, second.conf.id) == ("ioc-test", "b")
+    assert first.conf.datadir != second.conf.datadir
+    assert create_app(tuned_settings()).chunked_topics == frozenset()  # and none leaks to new apps
 
 
 async def test_aiokafka_consumer_gets_the_tuned_fetch_settings() -> None:
