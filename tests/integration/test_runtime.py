@@ -19,9 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from psycopg_pool import ConnectionPool
 
-from localdev.runtime import PROJECT_ROOT
+from localdev.runtime import PROJECT_ROOT, LocalPostgres, state_dir
 from localdev.smoke import consume, ensure_topic, produce, run_smoke
 from streams.settings import Settings
 from tests.support.database import free_port
@@ -164,10 +165,34 @@ def test_port_conflict_names_the_port_and_the_setting(
     assert "Traceback" not in result.stderr
 
 
-def test_state_lives_under_local() -> None:
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", ".local/"], cwd=PROJECT_ROOT, check=False
-    )
-    assert ignored.returncode == 0
-    assert Path(PROJECT_ROOT / ".local" / "kafka" / "data").is_dir()
-    assert Path(PROJECT_ROOT / ".local" / "pg" / "data" / "PG_VERSION").is_file()
+async def broker_log_dirs(bootstrap: str) -> str:
+    """The `log.dirs` of the broker that answers at `bootstrap`, as it reports them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (broker, *_) = (await admin.describe_cluster())["brokers"]
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.BROKER, str(broker["node_id"]))]
+        )
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    return dict(entry[:2] for entry in resource[4])["log.dirs"]
+
+
+def test_the_running_servers_keep_their_state_under_the_state_dir(
+    settings: Settings, kafka_bootstrap: str, pg_conninfo: str
+) -> None:
+    """The Kafka and PostgreSQL that answer are the ones `ioc dev up` started for this state
+    dir (`.local/` by default): each server says where its data is, and git ignores it."""
+    root = state_dir(settings)
+    with psycopg.connect(LocalPostgres(settings).superuser_conninfo()) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    assert Path(row[0]).resolve() == (root / "pg" / "data").resolve()
+    assert Path(asyncio.run(broker_log_dirs(kafka_bootstrap))) == root / "kafka" / "data"
+    if root.resolve().is_relative_to(PROJECT_ROOT):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", str(root)], cwd=PROJECT_ROOT, check=False
+        )
+        assert ignored.returncode == 0, f"git does not ignore {root}"
