@@ -11,8 +11,13 @@ Rules applied here, in order, to every record:
 1. a range the consumer could not read (streams.kafka_io.UnreadableRange) -> `unreadable_batch`;
 2. decode and validate the CloudEvent (domains.envelope): failures keep their reason code;
 3. an event of another domain than its topic's -> `wrong_topic`;
-4. event time older than `now - late_horizon` -> `too_late` (newer late events are stored in
-   their own time bucket and the aggregates are refreshed for that range by maintenance);
+4. event time older than the late horizon before the record reached Kafka -> `too_late` (newer
+   late events are stored in their own time bucket and the aggregates are refreshed for that
+   range by maintenance). Lateness is measured from the record's Kafka timestamp (or `now` when
+   it has none or it lies ahead of `now`), not from when the pipeline reads it: a verdict must
+   not change when a record is read again after a crash or after a backlog, or an event already
+   stored would also be dead-lettered, and an outage of the pipeline would turn a backlog of
+   punctual events into dead letters;
 5. the zone: the event's `zone_id` if it names a known zone, else the zone that holds its
    coordinates (geo), else NULL (stored, not dropped). A `zone_id` the zone file does not know
    is treated as no zone.
@@ -66,11 +71,12 @@ def split_batch(
     late_horizon: timedelta,
 ) -> SplitBatch:
     out = SplitBatch()
-    oldest_allowed = now - late_horizon
+    now_ms = now.timestamp() * 1000
+    horizon_ms = late_horizon.total_seconds() * 1000
     accepted: list[tuple[int, Event]] = []
     for index, record in enumerate(records):
         try:
-            letter = _check(record, domain, decoder, now, oldest_allowed, late_horizon)
+            letter = _check(record, domain, decoder, now, now_ms, horizon_ms, late_horizon)
         except Exception as exc:
             letter = _processing_error(record, exc, now)
         if type(letter) is Event:
@@ -116,7 +122,8 @@ def _check(
     domain: str,
     decoder: Decoder,
     now: datetime,
-    oldest_allowed: datetime,
+    now_ms: float,
+    horizon_ms: float,
     late_horizon: timedelta,
 ) -> Event | DeadLetter:
     """The record's event, or its dead letter."""
@@ -137,9 +144,13 @@ def _check(
     if decoded.domain != domain:
         message = f"a {decoded.domain} event ({decoded.type}) on the {domain} topic"
         return dead_letter(record, "wrong_topic", message, "WrongTopic", now)
-    if decoded.time < oldest_allowed:
+    arrived_ms = record.timestamp
+    if not 0 < arrived_ms <= now_ms:
+        arrived_ms = now_ms
+    if decoded.time.timestamp() * 1000 < arrived_ms - horizon_ms:
         message = (
-            f"event time {decoded.time.isoformat()} is older than the late horizon ({late_horizon})"
+            f"event time {decoded.time.isoformat()} is older than the late horizon "
+            f"({late_horizon}) when the record reached Kafka"
         )
         return dead_letter(record, "too_late", message, "TooLate", now)
     return decoded

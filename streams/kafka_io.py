@@ -33,6 +33,11 @@ class KafkaRecord(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the epoch: the producer's create time or the broker's append
+        time (the topic's message.timestamp.type); -1 if unknown."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int
+    timestamp: int  # ms since the epoch, -1 if unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,7 @@ class UnreadableRange:
     key: bytes | None = None
     value: bytes | None = b""
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = -1
 
 
 async def create_topics(
