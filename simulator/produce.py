@@ -44,11 +44,17 @@ async def produce(
     linger_ms: int = 20,
     client_id: str = "ioc-simulator",
 ) -> ProduceReport:
-    """Send every message; returns when all are acknowledged (acks=all). Raises on failure."""
+    """Send every message; returns when all are acknowledged (acks=all). Raises on failure.
+
+    The producer is idempotent: while the broker is down or restarting, batches wait and are
+    retried until they are written, never expired, and a retry of a batch the broker had already
+    written (its answer lost when it stopped) is not written twice.
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
+        enable_idempotence=True,
         linger_ms=linger_ms,
         max_batch_size=batch_bytes,
         max_request_size=batch_bytes + 64 * 1024,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from localdev.accounting import group_lag
 from localdev.processes import ChildCommand
@@ -98,6 +99,28 @@ def wait_lag_drained(stack: Stack, timeout_s: float = 120) -> int:
 Fault = Callable[[LocalKafka, tuple[ChildCommand, ...]], None]
 
 
+def messages_in_log(stack: Stack) -> dict[str, int]:
+    """Messages in each domain's topic (end minus beginning offsets, every partition)."""
+
+    async def count() -> dict[str, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka.bootstrap)
+        await consumer.start()
+        try:
+            out = {}
+            for domain, topic in stack.registry.topics().items():
+                tps = [TopicPartition(topic, p) for p in range(stack.settings.kafka.partitions)]
+                ends, starts = (
+                    await consumer.end_offsets(tps),
+                    await consumer.beginning_offsets(tps),
+                )
+                out[domain] = sum(ends[tp] - starts[tp] for tp in tps)
+            return out
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(count())
+
+
 def run_through_fault(stack: Stack, broker: LocalKafka, fault: Fault, seed: int) -> None:
     """Worker and simulator running; `fault` in the middle of sending; then every check."""
     worker = stack.start_worker()
@@ -108,6 +131,8 @@ def run_through_fault(stack: Stack, broker: LocalKafka, fault: Fault, seed: int)
     assert code == 0, f"the simulator exited {code}:\n{simulator.log_tail(40)}"
     manifest = Manifest.from_json(manifest_path.read_bytes())
     assert sum(manifest.sent.values()) == COUNT
+    # the producer's retries neither dropped nor doubled a message
+    assert messages_in_log(stack) == {d: manifest.sent.get(d, 0) for d in stack.registry.topics()}
     pipeline_e2e.assert_accounted(stack, manifest, timeout_s=180)
     assert wait_lag_drained(stack) == 0
     assert worker.running(), worker.log_tail(40)
