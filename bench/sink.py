@@ -7,7 +7,7 @@ PostgreSQL 15 (flavour postgres).
 Runs in a throwaway database (created through the superuser socket of `ioc dev up`, dropped at the
 end) and prints events/s, rows/s and ratios from one run; not a test. What is written is what the
 pipeline writes: events (a ~150-byte JSON document each) with `--per-event` measurements on
-average (3 to 5), `--batch` events per transaction, into the migrated `events` (key (time, id))
+average (3 to 5), `--batch` events per transaction, into the migrated `events` (key (time, source, id))
 and `measurements` (no key, BRIN on time, the invalidation trigger on). For each way:
 
 - our sink, COPY and unnest methods: events deduplicated (ON CONFLICT), their measurements

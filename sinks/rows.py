@@ -4,7 +4,7 @@ The sink knows nothing of CloudEvents, Faust or the domain models; `streams/` co
 event into one `EventRow` and the `MeasurementRow`s its model declares, and adds them to a `Batch`
 together. Datetimes must be timezone-aware (a naive one is rejected as a bad row, never guessed).
 
-Only events are deduplicated (natural key (time, id)). Measurements are facts derived from their
+Only events are deduplicated (natural key (time, source, id)). Measurements are facts derived from their
 event: they are stored exactly when their event is newly stored, so a measurement never travels
 without its event.
 """
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 
 class EventRow(NamedTuple):
-    """One row of `events`; natural key (time, id).
+    """One row of `events`; natural key (time, source, id).
 
     `record` is not a column: it is the index of the Kafka record the row came from in its
     batch (-1 when it came from elsewhere), carried from split to write to rejection so that a

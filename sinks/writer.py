@@ -4,12 +4,12 @@ idempotent transaction, in TimescaleDB (flavour timescale) or plain PostgreSQL (
 The caller (streams.pipeline) builds the whole batch and calls `write` once; the sink keeps no
 buffer of its own.
 
-Only events are deduplicated, on their natural key (time, id). Measurements are facts derived
+Only events are deduplicated, on their natural key (time, source, id). Measurements are facts derived
 from an event: they are written exactly when their event is newly stored, with no key and no
 conflict check of their own (a keyed measurements table with ON CONFLICT cost PostgreSQL about
 3.5x the CPU of an append to a table with a BRIN index on time). So one write:
 
-1. drops repeats of an event inside the batch (same (time, id): the first one stays, the others
+1. drops repeats of an event inside the batch (same (time, source, id): the first one stays, the others
    are counted as duplicates, their measurements are not written);
 2. events: INSERT ... ON CONFLICT DO NOTHING, returning the staged events that were NOT inserted
    (already stored; normally none, so normally no rows come back);
@@ -61,7 +61,7 @@ log = structlog.get_logger(__name__)
 # every batch (~5 rows per event).
 _DOMAIN = attrgetter("domain")
 _TIME = attrgetter("time")
-_ID = attrgetter("id")
+_KEY = attrgetter("time", "source", "id")  # an event's natural key
 _TZINFO = attrgetter("time.tzinfo")
 
 Method = Literal["copy", "unnest"]
@@ -75,17 +75,18 @@ EVENT_TYPES = ["timestamptz", "text", "text", "text", "text", "text", "text", "f
 MEASUREMENT_TYPES = ["timestamptz", "text", "text", "text", "text", "float8", "text"]
 
 # The statements. Only fixed identifiers; all data travels as parameters or COPY rows.
-# Events: insert what is new; return the (time, id) of the staged events that were not inserted
-# (already stored). The anti-join reads the RETURNING rows of the same statement.
+# Events: insert what is new; return the (time, source, id) of the staged events that were not
+# inserted (already stored). The anti-join reads the RETURNING rows of the same statement.
 INSERT_EVENTS = """
 WITH {stage}ins AS (
   INSERT INTO events (time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data)
   SELECT time, id, source, type, domain, entity_id, zone_id, lon, lat, subject, data::jsonb
   FROM {source}
   ON CONFLICT DO NOTHING
-  RETURNING time, id)
-SELECT s.time, s.id FROM {source} s
-WHERE NOT EXISTS (SELECT FROM ins WHERE ins.time = s.time AND ins.id = s.id)"""
+  RETURNING time, source, id)
+SELECT s.time, s.source, s.id FROM {source} s
+WHERE NOT EXISTS (
+  SELECT FROM ins WHERE ins.time = s.time AND ins.source = s.source AND ins.id = s.id)"""
 
 COPY_MEASUREMENTS = (
     "COPY measurements (time, domain, metric, entity_id, zone_id, value, unit)"
@@ -371,12 +372,12 @@ def _aware(value: datetime) -> bool:
 
 
 def _unique_events(batch: Batch, result: WriteResult) -> Batch:
-    """Keep the first of events that share (time, id); count the others (and their
+    """Keep the first of events that share (time, source, id); count the others (and their
     measurements) as duplicates."""
-    keys = list(zip(map(_TIME, batch.events), map(_ID, batch.events), strict=True))
+    keys = list(map(_KEY, batch.events))
     if len(set(keys)) == len(keys):
         return batch
-    seen: set[tuple[datetime, str]] = set()
+    seen: set[tuple[datetime, str, str]] = set()
     keep = []
     for i, key in enumerate(keys):
         if key in seen:
@@ -388,13 +389,13 @@ def _unique_events(batch: Batch, result: WriteResult) -> Batch:
     return batch.select(keep)
 
 
-def _without(batch: Batch, stored_before: Sequence[tuple[datetime, str]]) -> Batch:
+def _without(batch: Batch, stored_before: Sequence[tuple[datetime, str, str]]) -> Batch:
     """`batch` without the events the database already held (`batch` itself if none)."""
     if not stored_before:
         return batch
     old = set(map(tuple, stored_before))
     return batch.select(
-        i for i, event in enumerate(batch.events) if (event.time, event.id) not in old
+        i for i, event in enumerate(batch.events) if _KEY(event) not in old
     )
 
 

@@ -110,6 +110,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
             "0001_base (shared)",
             "0002_timeseries (postgres)",
             "0003_measurements_append_only (postgres)",
+            "0004_event_identity_source (shared)",
         ]
         tables = {
             r[0]
@@ -193,9 +194,10 @@ def test_0003_keeps_the_rows_of_a_database_at_0002(
         )
         before = conn.execute("SELECT * FROM measurements ORDER BY time").fetchall()
 
-        assert [m.label for m in migrate(conn, settings.db, settings.storage)] == [
-            "0003_measurements_append_only (postgres)"
-        ]
+        with monkeypatch.context() as patch:
+            patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:3])
+            ran = migrate(conn, settings.db, settings.storage)
+        assert [m.label for m in ran] == ["0003_measurements_append_only (postgres)"]
         assert conn.execute("SELECT * FROM measurements ORDER BY time").fetchall() == before
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
         assert conn.execute(
@@ -224,6 +226,44 @@ def test_0003_keeps_the_rows_of_a_database_at_0002(
             (now, now + timedelta(minutes=1)),
         ).fetchall()
         assert any("measurements_p" in line and "time_idx" in line for (line,) in plan), plan
+
+
+def test_0004_keys_events_by_source_too_on_a_database_with_rows(
+    settings: Settings, superuser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrade in place from 0003: the rows stay, and the key becomes (time, source, id) on
+    every partition."""
+    real = migrate_module.load_migrations
+    with (
+        scratch_database(superuser, settings.db, "ioc_test_0004") as name,
+        owner(settings, name) as conn,
+    ):
+        with monkeypatch.context() as patch:
+            patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:3])
+            assert [m.version for m in migrate(conn, settings.db, settings.storage)] == [1, 2, 3]
+        now = minute_start(datetime.now(UTC)) - timedelta(minutes=10)
+        insert = (
+            "INSERT INTO events (time, id, source, type, domain, entity_id) VALUES"
+            " (%s, %s, %s, 't', 'environment', 'aq-1') ON CONFLICT DO NOTHING RETURNING id"
+        )
+        conn.execute(insert, (now, "1", "urn:station:a"))
+        conn.execute(insert, (now - timedelta(days=1), "2", "urn:station:a"))
+        before = conn.execute("SELECT * FROM events ORDER BY time").fetchall()
+        # before: the same id and time from another source is taken for a duplicate
+        assert conn.execute(insert, (now, "1", "urn:station:b")).fetchall() == []
+
+        assert [m.label for m in migrate(conn, settings.db, settings.storage)] == [
+            "0004_event_identity_source (shared)"
+        ]
+        assert conn.execute("SELECT * FROM events ORDER BY time").fetchall() == before
+        assert conn.execute(insert, (now, "1", "urn:station:b")).fetchall() == [("1",)]
+        assert conn.execute(insert, (now, "1", "urn:station:a")).fetchall() == []  # still a dup
+        keys = conn.execute(
+            "SELECT DISTINCT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'p'"
+            " AND (conrelid = 'events'::regclass OR conrelid IN"
+            "      (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'events'::regclass))"
+        ).fetchall()
+        assert keys == [('PRIMARY KEY ("time", source, id)',)]
 
 
 # -- the sink ----------------------------------------------------------------------------------
@@ -267,6 +307,27 @@ async def test_event_seen_in_an_earlier_batch_is_counted_not_stored_again(
     assert again.duplicate_events == {"environment": 50, "transport": 50}
     assert count(settings, storage_db, "events", entity) == 300
     assert count(settings, storage_db, "measurements", entity) == 1200
+
+
+@pytest.mark.parametrize("method", ["copy", "unnest"])
+async def test_two_sources_may_share_an_id_and_a_time(
+    settings: Settings, storage_db: str, method: str
+) -> None:
+    """CloudEvents identifies an event by source + id: two stations that both send id "1" at the
+    same second are two events; the same station sending it twice is one."""
+    start = minute_start(datetime.now(UTC) - timedelta(minutes=27))
+    entity = f"shared-id-{method}"
+    batch = readings(4, start, entity=entity)
+    other = Batch()
+    for event, measurements in batch.spans():
+        other.add_event(event._replace(source="urn:station:other"), measurements)
+    async with sink_for(settings, storage_db, write_method=method) as sink:
+        first = await sink.write(batch)
+        both = Batch.of([*batch.spans(), *other.spans()])  # the same ids again, and the other's
+        second = await sink.write(both)
+    assert (first.events_new, second.events_new, second.events_duplicate) == (4, 4, 4)
+    assert count(settings, storage_db, "events", entity) == 8
+    assert count(settings, storage_db, "measurements", entity) == 32
 
 
 @pytest.mark.parametrize("method", ["copy", "unnest"])

@@ -75,7 +75,7 @@ def sample(start: datetime) -> list[MeasurementRow]:
 async def write_all(
     conninfo: str, settings: Settings, flavour: str, rows: list[MeasurementRow]
 ) -> WriteResult:
-    storage = settings.storage.model_copy(update={"write_method": "auto", "batch_size": 1000})
+    storage = settings.storage.model_copy(update={"write_method": "auto"})
     total = WriteResult()
     async with EventSink(
         conninfo, storage, flavour, pool_min_size=1, pool_max_size=1, prepare=flavour == "postgres"
@@ -266,10 +266,54 @@ def test_0003_keeps_the_rows_of_a_database_at_0002(
             assert compressed == (1,)
             before = conn.execute("SELECT * FROM measurements ORDER BY time").fetchall()
 
-            ran = migrate(conn, db, settings.storage)
+            with monkeypatch.context() as patch:
+                patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:3])
+                ran = migrate(conn, db, settings.storage)
             assert [m.label for m in ran] == ["0003_measurements_append_only (timescale)"]
             assert conn.execute("SELECT * FROM measurements ORDER BY time").fetchall() == before
             # continuous aggregates still refresh from the table
             maintain(conn, "timescale", settings.storage, run_jobs=True, retention=False,
                      refresh_ranges=[(now - timedelta(hours=1), now)])  # fmt: skip
             assert conn.execute("SELECT sum(count) FROM measurements_1m").fetchone() == (100,)
+
+
+def test_0004_keys_events_by_source_on_a_database_with_a_compressed_chunk(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own TimescaleDB at 0003 with events in two chunks, one compressed; after 0004 the rows
+    are the same, another source may reuse an id and a time (in the compressed chunk too), and a
+    repeat from the same source is still a duplicate there."""
+    db = settings.db.model_copy(update={"flavour": "timescale"})
+    real = migrate_module.load_migrations
+    log_file = state_dir(settings) / "pglite-test-0004.log"
+    insert = (
+        "INSERT INTO events (time, id, source, type, domain, entity_id) VALUES"
+        " (%s, %s, %s, 't', 'environment', 'aq-1') ON CONFLICT DO NOTHING RETURNING id"
+    )
+    with PGliteServer(log_file=log_file) as server:
+        create_roles(server.connect(), db)
+        with server.connect() as conn:
+            with monkeypatch.context() as patch:
+                patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:3])
+                assert [m.version for m in migrate(conn, db, settings.storage)] == [1, 2, 3]
+            now = datetime.now(UTC).replace(microsecond=0)
+            old, recent = now - timedelta(days=20), now - timedelta(minutes=30)
+            for t in (old, recent):
+                for n in range(20):
+                    conn.execute(insert, (t - timedelta(seconds=n), f"e{n}", "urn:station:a"))
+            maintain(conn, "timescale", settings.storage, run_jobs=True, retention=False)
+            compressed = conn.execute(
+                "SELECT count(*) FROM timescaledb_information.chunks"
+                " WHERE hypertable_name = 'events' AND is_compressed"
+            ).fetchone()
+            assert compressed == (1,)
+            before = conn.execute("SELECT * FROM events ORDER BY time, id").fetchall()
+            assert conn.execute(insert, (old, "e0", "urn:station:b")).fetchall() == []
+
+            ran = migrate(conn, db, settings.storage)
+            assert [m.label for m in ran] == ["0004_event_identity_source (shared)"]
+            assert conn.execute("SELECT * FROM events ORDER BY time, id").fetchall() == before
+            for t in (old, recent):  # the compressed chunk and the open one
+                assert conn.execute(insert, (t, "e0", "urn:station:b")).fetchall() == [("e0",)]
+                assert conn.execute(insert, (t, "e0", "urn:station:a")).fetchall() == []
+            assert conn.execute("SELECT count(*) FROM events").fetchone() == (42,)
