@@ -18,9 +18,10 @@ Rules applied here, in order, to every record:
    not change when a record is read again after a crash or after a backlog, or an event already
    stored would also be dead-lettered, and an outage of the pipeline would turn a backlog of
    punctual events into dead letters;
-5. the zone: the event's `zone_id` if it names a known zone, else the zone that holds its
-   coordinates (geo), else NULL (stored, not dropped). A `zone_id` the zone file does not know
-   is treated as no zone.
+5. a `zone_id` the zone file does not know -> `unknown_zone` (the exported schemas list the
+   zone ids, so the contract and its enforcement agree); otherwise the zone is the event's
+   `zone_id`, else the zone that holds its coordinates (geo), else NULL (stored: a point outside
+   every zone is still a valid event).
 An exception while handling one record (a bug, not bad input: the decoder never raises) sends
 that record to the DLQ as `processing_error` with the exception's class, and the batch goes on.
 """
@@ -86,12 +87,14 @@ def split_batch(
 
     measurements, ends = out.measurements, out.ends
     known = zones.ids
-    located = [d for _, d in accepted if d.zone_id not in known and d.lon is not None]
+    if any(d.zone_id is not None and d.zone_id not in known for _, d in accepted):
+        accepted = _known_zones(accepted, records, known, out.dead, now)
+    located = [d for _, d in accepted if d.zone_id is None and d.lon is not None]
     found = zones.lookup([d.lon for d in located], [d.lat for d in located]) if located else []
     zone_of = {id(d): zone for d, zone in zip(located, found, strict=True)}
 
     for index, d in accepted:
-        zone_id = d.zone_id if d.zone_id in known else zone_of.get(id(d))
+        zone_id = d.zone_id if d.zone_id is not None else zone_of.get(id(d))
         try:
             payload, time = d.payload, d.time
             entity_id, location = payload.entity_id, payload.location
@@ -154,6 +157,24 @@ def _check(
         )
         return dead_letter(record, "too_late", message, "TooLate", now)
     return decoded
+
+
+def _known_zones(
+    accepted: list[tuple[int, Event]],
+    records: Sequence[KafkaRecord],
+    known: frozenset[str],
+    dead: list[DeadLetter],
+    now: datetime,
+) -> list[tuple[int, Event]]:
+    """The events whose zone_id is absent or known; the others dead-lettered as unknown_zone."""
+    keep = []
+    for index, d in accepted:
+        if d.zone_id is None or d.zone_id in known:
+            keep.append((index, d))
+        else:
+            message = f"zone_id {d.zone_id!r} is not a zone of this city's zone file"
+            dead.append(dead_letter(records[index], "unknown_zone", message, "UnknownZone", now))
+    return keep
 
 
 def _processing_error(record: KafkaRecord, exc: Exception, now: datetime) -> DeadLetter:

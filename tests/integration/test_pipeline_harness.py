@@ -92,6 +92,7 @@ async def test_every_rejection_reason_reaches_the_dlq_with_its_own_record(
                 id="l",
             ),
             "too_late": h.event(aq("late"), id="late", time=now - timedelta(hours=2)),
+            "unknown_zone": h.event({"entity_id": "z", "zone_id": "atlantis", "pm25": 1.0}, id="z"),
             "processing_error": h.event(aq("buggy"), id="buggy"),
         }
         unreadable = UnreadableRange(

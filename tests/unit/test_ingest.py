@@ -82,7 +82,7 @@ def test_every_record_is_either_an_event_row_or_a_dead_letter(values: list[bytes
     """Whatever the bytes: no exception, and each record is accounted for exactly once."""
     good, headers = binary_message(
         id="ok", source="/test", type=AQ, time=NOW,
-        data={"entity_id": "a", "zone_id": "nowhere", "pm25": 1.0},
+        data={"entity_id": "a", "zone_id": ZoneIndex.from_file().zones[0].id, "pm25": 1.0},
     )  # fmt: skip
     records = [
         Record("city.environment.events", 0, i, None, v, tuple(headers), -1)
@@ -95,3 +95,22 @@ def test_every_record_is_either_an_event_row_or_a_dead_letter(values: list[bytes
     rows = sorted([e.record for e in split.events] + [d.offset for d in split.dead])
     assert rows == list(range(len(records)))
     assert split.events[-1].id == "ok"
+
+
+def test_a_zone_id_the_city_does_not_know_is_dead_lettered_not_stored_without_a_zone() -> None:
+    zones = ZoneIndex.from_file()
+    known = zones.zones[0].id
+    records = [
+        record(0, {"entity_id": "z-1", "zone_id": known, "pm25": 1.0}),
+        record(1, {"entity_id": "z-2", "zone_id": "atlantis", "pm25": 1.0}),
+        record(2, {"entity_id": "z-3", "pm25": 1.0,
+                   "location": {"type": "Point", "coordinates": [108.04, 12.68]}}),
+    ]  # fmt: skip
+    split = split_batch(
+        records, domain="environment", decoder=Decoder(), zones=zones, now=NOW,
+        late_horizon=timedelta(hours=1),
+    )  # fmt: skip
+    assert [(d.offset, d.reason) for d in split.dead] == [(1, "unknown_zone")]
+    assert "atlantis" in split.dead[0].message
+    assert [(e.record, e.zone_id is not None) for e in split.events] == [(0, True), (2, True)]
+    assert split.events[0].zone_id == known
