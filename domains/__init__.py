@@ -14,7 +14,8 @@ or, with the defaults (namespace vn.daklak, prefix city), in one call:
     result = decode(value, headers, now=now, max_bytes=65536, max_future=timedelta(minutes=5))
 
 Decoding never raises. It returns a `Rejection(reason, message, event_id, type, error_class)`
-(reason codes in `REASONS`: the DLQ's `ioc_reason`) or an `Event` with:
+(reason codes in `REASONS`: the DLQ's `ioc_reason`; the pipeline decides those in
+`PIPELINE_REASONS`, e.g. `unknown_zone`, as the decoder knows no zones) or an `Event` with:
 
     id, source, type, subject       CloudEvents attributes (str; subject may be None)
     time                            event time, tz-aware datetime
@@ -34,8 +35,9 @@ topics (`<prefix>.<domain>.events`); `registry.domains()` lists the domains. The
 JSON Schemas and the AsyncAPI document (`ioc schemas export DIR`).
 """
 
-from domains.base import Domain, DomainEvent, EventSpec, GeoPoint, Measure
+from domains.base import Domain, DomainEvent, EventSpec, GeoPoint, Measure, Rule
 from domains.envelope import (
+    PIPELINE_REASONS,
     REASONS,
     Decoder,
     Event,
@@ -48,6 +50,7 @@ from domains.registry import DOMAINS, EventType, Registry, default_registry
 
 __all__ = [
     "DOMAINS",
+    "PIPELINE_REASONS",
     "REASONS",
     "Decoder",
     "Domain",
@@ -59,6 +62,7 @@ __all__ = [
     "Measure",
     "Registry",
     "Rejection",
+    "Rule",
     "binary_message",
     "decode",
     "default_registry",

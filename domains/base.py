@@ -1,9 +1,15 @@
 """What every domain event has in common: the base model, locations, and measurement specs.
 
 A domain module subclasses `DomainEvent` once per event type and sets `spec = EventSpec(...)`:
-its short name, version, FIWARE Smart Data Model (if one exists) and which numeric fields become
-rows of the measurements table, with their units. The province namespace and the topic names are
-not here: they are the registry's (see `domains.registry`).
+its short name, version, FIWARE Smart Data Model (if one exists), which numeric fields become
+rows of the measurements table, with their units, and its cross-field rules (`Rule`: what JSON
+Schema cannot say; a broken one is the DLQ reason `inconsistent`). The province namespace and the
+topic names are not here: they are the registry's (see `domains.registry`).
+
+Models validate strictly (pydantic strict mode), as the exported JSON Schemas read: a number is a
+JSON number (not "12.5"), an integer field takes an integer literal (3, not 3.0: the one rule of
+types that JSON Schema cannot say, written in every schema's description), a boolean is true or
+false.
 """
 
 from __future__ import annotations
@@ -11,30 +17,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True)]
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
+
 
 class GeoPoint(BaseModel):
-    """A GeoJSON Point, WGS84 (`coordinates` = [longitude, latitude]), as FIWARE's `location`."""
+    """A GeoJSON Point, WGS84 (`coordinates` = [longitude, latitude]), as FIWARE's `location`.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The bounds are in the schema (`prefixItems` minimum/maximum), so the exported JSON Schema
+    refuses what the decoder refuses (reason `bad_location`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     type: Literal["Point"] = "Point"
-    coordinates: tuple[float, float]
-
-    @model_validator(mode="after")
-    def _in_range(self) -> GeoPoint:
-        lon, lat = self.coordinates
-        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-            raise PydanticCustomError(
-                "bad_coordinates",
-                "coordinates [{lon}, {lat}] are not WGS84 [longitude, latitude]",
-                {"lon": lon, "lat": lat},
-            )
-        return self
+    # A list is a tuple here (Python callers pass lists); the numbers stay strict.
+    coordinates: tuple[Longitude, Latitude] = Field(strict=False)
 
     @property
     def lon(self) -> float:
@@ -59,6 +61,17 @@ class Measure:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """A cross-field rule JSON Schema cannot express (e.g. `hospitalised <= new_cases`).
+
+    `text` is what integrators read (the schema's description and `x-ioc-rules`) and what the DLQ
+    message says; `holds(event)` is True when the validated event keeps the rule."""
+
+    text: str
+    holds: Callable[[Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class EventSpec:
     """Static facts about one event type; the type string is `<namespace>.<domain>.<name>.v<version>`."""
 
@@ -68,6 +81,10 @@ class EventSpec:
     measures: tuple[Measure, ...] = ()
     summary: str = ""
     keywords: tuple[str, ...] = field(default=())
+    rules: tuple[Rule, ...] = ()  # cross-field rules; broken -> DLQ reason `inconsistent`
+
+
+STR_MAX_LENGTH = 4096  # every string of `data` (the schemas say it as maxLength)
 
 
 class DomainEvent(BaseModel):
@@ -80,7 +97,8 @@ class DomainEvent(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        str_max_length=4096,
+        strict=True,
+        str_max_length=STR_MAX_LENGTH,
         json_schema_extra={"anyOf": [{"required": ["location"]}, {"required": ["zone_id"]}]},
     )
 
@@ -101,6 +119,11 @@ class DomainEvent(BaseModel):
     def _located(self) -> DomainEvent:
         if self.location is None and self.zone_id is None:
             raise PydanticCustomError("no_location", "an event needs `location` or `zone_id`")
+        for rule in self.spec.rules:
+            if not rule.holds(self):
+                raise PydanticCustomError(
+                    "inconsistent", "broken rule: {rule}", {"rule": rule.text}
+                )
         return self
 
     def measurements(self) -> list[tuple[str, float, str]]:

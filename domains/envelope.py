@@ -1,18 +1,29 @@
 """CloudEvents 1.0 over Kafka: decode either binding into a typed event, or a rejection.
 
-Binary mode: the CloudEvents attributes are `ce_<name>` headers (`ce_id`, `ce_source`, `ce_type`,
-`ce_specversion`, `ce_time`, optional `ce_subject`), `content-type` is the data's media type and
-the message value is the `data` JSON. Structured mode: the value is one JSON document with the
-attributes and `data`; its `content-type` header is `application/cloudevents+json`, or the value is
-recognised by its `specversion` member when the header is missing.
+Strict on what an event is, liberal on how it arrives (every binding the official SDKs produce):
+- Binary mode: a `ce_specversion` header. The other attributes are `ce_<name>` headers (`ce_id`,
+  `ce_source`, `ce_type`, `ce_time`, optional `ce_subject`), `content-type` is the data's media
+  type (application/json, or none) and the message value is the `data` JSON.
+- Structured mode: no `ce_specversion` header and the value is one JSON object with the
+  attributes and `data`. Its `content-type` header is `application/cloudevents+json` (the
+  CloudEvents spec; cloudevents 2.x's core binding), or the data's media type, which is then the
+  event's `datacontenttype` (cloudevents 2.x's v1 binding moves the attribute into the header:
+  `application/json`), or missing. A JSON object with a `specversion` member is structured
+  whatever the content-type; anything else without `ce_specversion` is refused.
+
+Every string the database stores (id, source, subject and every string in `data`) must be free
+of U+0000 (`invalid_text`: PostgreSQL's text and jsonb cannot hold it); `time` is RFC 3339 with
+an offset (`TIME_PATTERN`, which the exported schemas carry as a pattern). Both bindings validate
+`data` the same way: pydantic strict mode on the JSON text.
 
 `Decoder.decode` never raises: it returns an `Event` or a `Rejection(reason, message)`. `REASONS`
 lists every reason code. It is pure (the caller passes `now`), fast (pydantic validates the JSON
-bytes directly in binary mode) and safe on arbitrary input.
+bytes directly) and safe on arbitrary input.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,13 +54,31 @@ REASONS: dict[str, str] = {
     "bad_time": "time is not an RFC 3339 timestamp with a UTC offset",
     "future_time": "time is further in the future than allowed",
     "bad_location": "coordinates are not WGS84 or neither location nor zone_id is given",
+    "invalid_text": "a string (id, source, subject or in data) holds U+0000, which the database "
+    "cannot store",
+    "inconsistent": "a cross-field rule of the event type is broken (its schema's description and "
+    "x-ioc-rules list them, e.g. hospitalised <= new_cases)",
+    "unknown_zone": "zone_id is not a zone of the city's zone file (decided by the pipeline, "
+    "which holds the zone file; the exported schemas list the ids as an enum)",
     "decoder_error": "the decoder itself failed (a bug: report it with the message)",
 }
+#: Reasons the pipeline decides after decoding: it holds what the pure decoder does not know.
+PIPELINE_REASONS = frozenset({"unknown_zone"})
+#: RFC 3339 date-time with an offset (T and Z upper case): the exported schemas' `pattern`.
+TIME_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+#: "no U+0000" as a JSON Schema pattern (ECMA 262 and Python's `re` read the escape alike).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+_TIME = re.compile(TIME_PATTERN)
+_JSON_NUL = b"\\u0000"  # U+0000 in JSON text (a raw NUL byte is not valid JSON)
 REQUIRED = ("id", "source", "type", "specversion", "time")
 _RANGE_ERRORS = frozenset(
     {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
 )
-_LOCATION_ERRORS = frozenset({"no_location", "bad_coordinates"})
+_LOCATION_ERRORS = frozenset({"no_location"})
+_STORED_ATTRIBUTES = ("id", "source", "subject")
 
 
 @dataclass(slots=True)
@@ -160,28 +189,18 @@ class Decoder:
                 content_type = raw
         structured = "specversion" not in attrs
         doc: dict[str, Any] = {}
+        data_type: Any = DATA_CONTENT_TYPE
         if structured:
-            if content_type is not None and not content_type.startswith(
-                STRUCTURED_CONTENT_TYPE.encode()
-            ):
-                if not attrs:
-                    return Rejection(
-                        "missing_field",
-                        f"no ce_specversion header and content-type {content_type!r} is not "
-                        f"{STRUCTURED_CONTENT_TYPE}",
-                    )
-                return Rejection("missing_field", "missing ce_specversion header")
-            try:
-                doc = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                return Rejection("bad_json", f"not JSON: {exc}", error_class="JSONDecodeError")
-            if not isinstance(doc, dict):
-                return Rejection(
-                    "bad_json", f"a CloudEvent is a JSON object, got {type(doc).__name__}"
-                )
+            found = _structured_document(value, content_type)
+            if isinstance(found, Rejection):
+                return found
+            doc, header_type = found
             attrs = doc
+            data_type = doc.get("datacontenttype", header_type or DATA_CONTENT_TYPE)
         elif header_error is not None:
             return Rejection("bad_type", f"a ce_ header is not UTF-8 text: {header_error}")
+        elif content_type is not None and _media_type(content_type) != DATA_CONTENT_TYPE:
+            data_type = content_type.decode(errors="replace")
 
         for name in REQUIRED:
             got = attrs.get(name)
@@ -204,14 +223,15 @@ class Decoder:
         if event_type is None:
             return Rejection("unknown_type", f"unknown event type {type_string!r}", event_id)
         try:
+            if not _TIME.match(attrs["time"]):
+                raise ValueError(attrs["time"])
             time = datetime.fromisoformat(attrs["time"])
         except ValueError:
             return Rejection(
-                "bad_time", f"time {attrs['time']!r} is not RFC 3339", event_id, type_string
-            )
-        if time.tzinfo is None:
-            return Rejection(
-                "bad_time", f"time {attrs['time']!r} has no UTC offset", event_id, type_string
+                "bad_time",
+                f"time {attrs['time']!r} is not RFC 3339 with an offset (2026-07-15T08:30:00+07:00)",
+                event_id,
+                type_string,
             )
         if time - now > self.max_future:
             return Rejection(
@@ -220,38 +240,89 @@ class Decoder:
                 event_id,
                 type_string,
             )
+        if data_type != DATA_CONTENT_TYPE:
+            name = "datacontenttype" if structured else "content-type"
+            return Rejection(
+                "bad_type", f"{name} {data_type!r} is not {DATA_CONTENT_TYPE}",
+                event_id, type_string,
+            )  # fmt: skip
 
-        model = event_type.model
+        if structured:
+            data = doc.get("data")
+            if data is None:
+                return Rejection("missing_field", "missing data", event_id, type_string)
+            if not isinstance(data, dict):
+                return Rejection("bad_json", "data is not a JSON object", event_id, type_string)
+            body = orjson.dumps(data)  # one validation for both bindings: strict, on JSON text
+        else:
+            body = value
         try:
-            if structured:
-                data_type = attrs.get("datacontenttype", DATA_CONTENT_TYPE)
-                if data_type != DATA_CONTENT_TYPE:
-                    return Rejection(
-                        "bad_type", f"datacontenttype {data_type!r} is not {DATA_CONTENT_TYPE}",
-                        event_id, type_string,
-                    )  # fmt: skip
-                data = doc.get("data")
-                if data is None:
-                    return Rejection("missing_field", "missing data", event_id, type_string)
-                if not isinstance(data, dict):
-                    return Rejection("bad_json", "data is not a JSON object", event_id, type_string)
-                payload = model.model_validate(data)
-                data_json = orjson.dumps(data).decode()
-            else:
-                if content_type is not None and not content_type.startswith(b"application/json"):
-                    return Rejection(
-                        "bad_type", f"content-type {content_type!r} is not {DATA_CONTENT_TYPE}",
-                        event_id, type_string,
-                    )  # fmt: skip
-                payload = model.model_validate_json(value)
-                data_json = value.decode()  # valid JSON, hence valid UTF-8
+            payload = event_type.model.model_validate_json(body)
         except ValidationError as exc:
             reason, message = classify(exc)
             return Rejection(reason, message, event_id, type_string, "ValidationError")
+        for name in _STORED_ATTRIBUTES:
+            text = attrs.get(name)
+            if text is not None and "\x00" in text:
+                return Rejection(
+                    "invalid_text", f"{name} contains U+0000", event_id, type_string, "InvalidText"
+                )
+        if _JSON_NUL in body:  # rare: find the string, or a false alarm (an escaped backslash)
+            where = _nul_path(orjson.loads(body), "data")
+            if where is not None:
+                return Rejection(
+                    "invalid_text", f"{where} contains U+0000 (the database cannot store it)",
+                    event_id, type_string, "InvalidText",
+                )  # fmt: skip
         return Event(
             event_id, attrs["source"], type_string, time, event_type.domain, payload,
-            subject, structured, data_json,
+            subject, structured, body.decode(),  # valid JSON, hence valid UTF-8
         )  # fmt: skip
+
+
+def _media_type(content_type: bytes) -> str:
+    """`application/json; charset=utf-8` -> `application/json` (lower case)."""
+    return content_type.split(b";", 1)[0].strip().decode(errors="replace").lower()
+
+
+def _structured_document(
+    value: bytes, content_type: bytes | None
+) -> tuple[dict[str, Any], str | None] | Rejection:
+    """The structured-mode document and the data's media type that the header names (None when
+    it names the CloudEvents format or is missing), or why the value is not one."""
+    declared = content_type is not None and _media_type(content_type) == STRUCTURED_CONTENT_TYPE
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        if declared or content_type is None:
+            return Rejection("bad_json", f"not JSON: {exc}", error_class="JSONDecodeError")
+        doc = None
+    if isinstance(doc, dict) and (declared or "specversion" in doc):
+        return doc, None if declared or content_type is None else _media_type(content_type)
+    if declared or content_type is None:
+        return Rejection("bad_json", f"a CloudEvent is a JSON object, got {type(doc).__name__}")
+    return Rejection(
+        "missing_field",
+        f"no ce_specversion header, and with content-type {content_type!r} the value is not a "
+        "structured CloudEvent (a JSON object with specversion)",
+    )
+
+
+def _nul_path(node: Any, where: str) -> str | None:
+    """Where the first string holding U+0000 is in a parsed JSON value, or None."""
+    if isinstance(node, str):
+        return where if "\x00" in node else None
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found = _nul_path(key, f"{where} (a member name)") or _nul_path(child, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found = _nul_path(child, f"{where}.{index}")
+            if found is not None:
+                return found
+    return None
 
 
 def decode(
@@ -274,7 +345,9 @@ def classify(exc: ValidationError) -> tuple[str, str]:
     """A pydantic error -> (reason, message). One reason, by priority, when there are several."""
     errors = exc.errors(include_url=False, include_input=False)
     kinds = [_reason_of(err["type"], err["loc"]) for err in errors]
-    for reason in ("bad_json", "bad_location", "missing_field", "bad_type", "unknown_field"):
+    for reason in (
+        "bad_json", "bad_location", "missing_field", "bad_type", "unknown_field", "inconsistent",
+    ):  # fmt: skip
         if reason in kinds:
             break
     else:
@@ -294,6 +367,8 @@ def _reason_of(kind: str, loc: tuple[int | str, ...]) -> str:
         return "missing_field"
     if kind == "extra_forbidden":
         return "unknown_field"
+    if kind == "inconsistent":
+        return "inconsistent"
     if kind in _RANGE_ERRORS:
         return "out_of_range"
     return "bad_type"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from domains.base import Domain, DomainEvent, EventSpec, Measure
+from domains.base import Domain, DomainEvent, EventSpec, Measure, Rule
 
 
 class HospitalBedOccupancy(DomainEvent):
@@ -58,17 +58,12 @@ class DiseaseCaseReport(DomainEvent):
         1,
         summary="New and hospitalised cases of a notifiable disease (dengue, HFMD, ...).",
         measures=(Measure("new_cases", "cases"), Measure("hospitalised", "cases")),
+        rules=(Rule("hospitalised <= new_cases", lambda e: e.hospitalised <= e.new_cases),),
     )
 
     disease: Literal["dengue", "hand_foot_mouth", "measles", "malaria", "influenza", "covid19"]
     new_cases: int = Field(ge=0, le=100_000)
     hospitalised: int = Field(0, ge=0, le=100_000)
-
-    @model_validator(mode="after")
-    def _hospitalised_not_more(self) -> DiseaseCaseReport:
-        if self.hospitalised > self.new_cases:
-            raise ValueError("hospitalised must not exceed new_cases")
-        return self
 
 
 DOMAIN = Domain("health", "Health", (HospitalBedOccupancy, AmbulanceDispatch, DiseaseCaseReport))

@@ -446,7 +446,7 @@ class Simulation:
         if fault == "wrong_type":
             data[measure] = "n/a"
         elif fault == "out_of_range":
-            data[measure] = -1e9
+            data[measure] = -1_000_000_000  # an integer: the right type for every field
         elif fault == "missing_field":
             del data["entity_id"]
         elif fault == "bad_coordinates":

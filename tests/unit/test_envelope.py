@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domains import (
+    PIPELINE_REASONS,
     REASONS,
     Decoder,
     Event,
@@ -36,6 +37,8 @@ GOOD = {
     "location": {"type": "Point", "coordinates": [108.04, 12.68]},
     "pm25": 12.5,
 }
+DENGUE = "vn.daklak.health.disease_cases.v1"
+CASES = {"entity_id": "dis-1", "zone_id": "bmt-ea-tam", "disease": "dengue", "new_cases": 3}
 
 
 def sample_data() -> dict[str, dict]:
@@ -181,6 +184,52 @@ CRAFTED: list[tuple[str, str, bytes | None, list]] = [
         [("content-type", b"application/json")],
     ),
     ("bad_type", "pm25 is text", orjson.dumps({**GOOD, "pm25": "n/a"}), binary()[1]),
+    ("bad_type", "pm25 is a numeric string", orjson.dumps({**GOOD, "pm25": "12.5"}), binary()[1]),
+    ("bad_type", "aqi has a fraction", orjson.dumps({**GOOD, "aqi": 3.5}), binary()[1]),
+    (
+        "bad_type",
+        "aqi is 3.0 (integers are literals)",
+        orjson.dumps({**GOOD, "aqi": 3.0}),
+        binary()[1],
+    ),
+    (
+        "bad_type",
+        "a boolean as 1",
+        orjson.dumps({**CASES, "new_cases": True}),
+        binary(type=DENGUE)[1],
+    ),
+    (
+        "bad_type",
+        "binary content-type text/plain",
+        binary()[0],
+        [*binary()[1][:-1], ("content-type", b"text/plain")],
+    ),
+    (
+        "bad_type",
+        "structured datacontenttype in the header",
+        structured(),
+        [("content-type", b"text/xml")],
+    ),
+    (
+        "invalid_text",
+        "U+0000 in entity_id",
+        orjson.dumps({**GOOD, "entity_id": "a\x00b"}),
+        binary()[1],
+    ),
+    (
+        "invalid_text",
+        "U+0000 in a nested string",
+        orjson.dumps({**CASES, "zone_id": "\x00"}),
+        binary(type=DENGUE)[1],
+    ),
+    ("invalid_text", "U+0000 in source", structured(source="/s\x00"), CE_JSON),
+    ("invalid_text", "U+0000 in the ce_subject header", binary()[0], binary(subject="s\x00")[1]),
+    (
+        "inconsistent",
+        "hospitalised > new_cases",
+        orjson.dumps({**CASES, "hospitalised": 4}),
+        binary(type=DENGUE)[1],
+    ),
     ("bad_type", "id is a number", structured(id=42), CE_JSON),
     ("bad_type", "header not UTF-8", binary()[0], [*binary()[1], ("ce_subject", b"\xff\xfe")]),
     ("bad_type", "data content type", structured(datacontenttype="text/xml"), CE_JSON),
@@ -196,11 +245,20 @@ CRAFTED: list[tuple[str, str, bytes | None, list]] = [
     ),
     ("bad_time", "not a time", binary()[0], binary(time="yesterday")[1]),
     ("bad_time", "no offset", binary()[0], binary(time="2026-07-15T02:00:00")[1]),
+    ("bad_time", "ISO 8601 basic, not RFC 3339", binary()[0], binary(time="20260715T020000Z")[1]),
+    ("bad_time", "a space, not T", binary()[0], binary(time="2026-07-15 02:00:00+00:00")[1]),
+    ("bad_time", "30 February", binary()[0], binary(time="2026-02-30T02:00:00Z")[1]),
     (
         "future_time",
         "an hour ahead",
         binary()[0],
         binary(time=(NOW + timedelta(hours=1)).isoformat())[1],
+    ),
+    (
+        "bad_location",
+        "longitude 180.5",
+        orjson.dumps({**GOOD, "location": {"type": "Point", "coordinates": [180.5, 12]}}),
+        binary()[1],
     ),
     (
         "bad_location",
@@ -240,8 +298,8 @@ def test_each_rejection_reason_comes_from_a_crafted_input(
 
 def test_every_decoder_reason_is_exercised() -> None:
     produced = {case[0] for case in CRAFTED}
-    # too_late is the pipeline's; decoder_error only on a bug.
-    assert produced == set(REASONS) - {"decoder_error"}
+    # too_late and PIPELINE_REASONS are the pipeline's; decoder_error only on a bug.
+    assert produced == set(REASONS) - {"decoder_error"} - PIPELINE_REASONS
 
 
 def test_a_rejection_keeps_the_id_and_type_when_known() -> None:
@@ -341,3 +399,90 @@ def test_naive_now_is_a_bug_the_decoder_reports_not_raises() -> None:
 def test_odd_json_is_a_rejection(value: bytes) -> None:
     assert reason(value, CE_JSON) in ("bad_json", "missing_field")
     assert reason(value, binary()[1]) in ("bad_json", "bad_type", "missing_field")
+
+
+# -- what the official SDK sends (cloudevents 2.2.0: the v1 Kafka binding and the core one) -----
+
+
+def sdk_messages(data: dict, type_: str) -> dict[str, tuple[bytes, list]]:
+    """{binding: (value, headers)} of one event, encoded by cloudevents 2.2.0 itself."""
+    from cloudevents.core.bindings import kafka as core_kafka
+    from cloudevents.core.v1.event import CloudEvent as CoreCloudEvent
+    from cloudevents.v1 import kafka as v1_kafka
+    from cloudevents.v1.http import CloudEvent as V1CloudEvent
+
+    attrs = {"id": "sdk-1", "source": "/sdk", "type": type_}
+    when = NOW - timedelta(seconds=7)
+    ct = {"datacontenttype": "application/json"}
+    v1 = V1CloudEvent({**attrs, "time": when.isoformat(), **ct}, data)
+    v1_bare = V1CloudEvent({**attrs, "time": when.isoformat()}, data)
+    core = CoreCloudEvent(attributes={**attrs, "time": when, **ct}, data=data)
+    core_bare = CoreCloudEvent(attributes={**attrs, "time": when}, data=data)
+    messages = {
+        "v1.to_structured": v1_kafka.to_structured(v1),  # content-type: application/json
+        "v1.to_structured, no datacontenttype": v1_kafka.to_structured(v1_bare),  # no header
+        "v1.to_binary": v1_kafka.to_binary(v1),  # (needs a datacontenttype)
+        "core.to_structured": core_kafka.to_structured_event(core),
+        "core.to_structured, no datacontenttype": core_kafka.to_structured_event(core_bare),
+        "core.to_binary": core_kafka.to_binary_event(core),
+        "core.to_binary, no datacontenttype": core_kafka.to_binary_event(core_bare),
+    }
+    return {name: (m.value, list(m.headers.items())) for name, m in messages.items()}
+
+
+SDK_MESSAGES = sdk_messages(SAMPLES[AQ], AQ)
+
+
+@pytest.mark.parametrize("binding", sorted(SDK_MESSAGES))
+def test_every_binding_of_the_official_sdk_decodes(binding: str) -> None:
+    value, headers = SDK_MESSAGES[binding]
+    event = DECODER.decode(value, headers, now=NOW)
+    assert isinstance(event, Event), (binding, headers, value[:200], event)
+    assert (event.id, event.source, event.type) == ("sdk-1", "/sdk", AQ)
+    assert event.time == NOW - timedelta(seconds=7)
+    assert event.payload == REGISTRY.lookup(AQ).model.model_validate(SAMPLES[AQ])  # type: ignore[union-attr]
+    assert event.structured is ("structured" in binding)
+
+
+def test_the_v1_binding_moves_datacontenttype_into_the_header() -> None:
+    """The case of issue 12: no ce_ headers, content-type application/json, a full document."""
+    value, headers = SDK_MESSAGES["v1.to_structured"]
+    assert headers == [("content-type", b"application/json")]
+    assert "datacontenttype" not in orjson.loads(value)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        b"application/cloudevents+json",
+        b"application/cloudevents+json; charset=utf-8",
+        b"application/json",
+        b"Application/JSON; charset=UTF-8",
+    ],
+)
+def test_a_document_with_specversion_is_structured_whatever_the_content_type(
+    content_type: bytes | None,
+) -> None:
+    headers = [] if content_type is None else [("content-type", content_type)]
+    event = DECODER.decode(structured(), headers, now=NOW)
+    assert isinstance(event, Event) and event.structured, event
+
+
+def test_without_specversion_anywhere_it_is_not_an_event() -> None:
+    for headers in ([], [("content-type", b"application/json")], [("ce_id", b"1")]):
+        assert reason(orjson.dumps(GOOD), headers) in ("missing_field", "bad_json")
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    value, headers = binary(data={**GOOD, "entity_id": "a\\u0000"})  # backslash, then "u0000"
+    assert b"\\\\u0000" in value
+    event = DECODER.decode(value, headers, now=NOW)
+    assert isinstance(event, Event) and event.entity_id == "a\\u0000"
+
+
+def test_the_broken_cross_field_rule_is_named() -> None:
+    value, headers = binary(data={**CASES, "hospitalised": 4}, type_=DENGUE)
+    result = DECODER.decode(value, headers, now=NOW)
+    assert isinstance(result, Rejection) and result.reason == "inconsistent"
+    assert "hospitalised <= new_cases" in result.message
