@@ -13,5 +13,5 @@ class GeoSettings(BaseModel):
     zone_file: Path | None = Field(
         None,
         description="GeoJSON FeatureCollection of the city's zones (IOC_GEO__ZONE_FILE); "
-        "unset: the shipped Dak Lak reference zones (synthetic polygons).",
+        "unset: the shipped zones, Dak Lak's 102 communes and wards (official codes as ids).",
     )

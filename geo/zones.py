@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-DEFAULT_ZONE_FILE = "daklak_zones.geojson"
+DEFAULT_ZONE_FILE = "daklak_communes_2025.geojson"
 # Overlaps smaller than this fraction of the smaller zone's area are floating-point noise along a
 # shared border, not an overlap.
 OVERLAP_TOLERANCE = 1e-9
@@ -43,7 +43,7 @@ class Zone:
 
 
 def reference_zone_file() -> Path:
-    """The shipped Dak Lak reference zones (synthetic polygons; see the file's properties)."""
+    """The shipped zones: Đắk Lắk's 102 communes and wards (official codes; see data/NOTICE)."""
     return Path(str(resources.files("geo") / "data" / DEFAULT_ZONE_FILE))
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from geo import ZoneFileError, ZoneIndex, load_zones, reference_zone_file
+
+DATA = Path(__file__).parent / "data"
 
 
 def square(zone_id: str, x0: float, y0: float, size: float = 1.0, **props: object) -> dict:
@@ -51,26 +55,50 @@ def test_points_outside_are_none_and_counted(two_squares: ZoneIndex) -> None:
 def test_batch_lookup_matches_one_by_one_on_the_reference_zones() -> None:
     index = ZoneIndex.from_file()
     rng = np.random.default_rng(3)
-    lons = rng.uniform(107.4, 109.1, 500)
-    lats = rng.uniform(12.0, 13.5, 500)
+    lons = rng.uniform(107.4, 109.5, 500)
+    lats = rng.uniform(12.1, 13.8, 500)
     batch = index.lookup(lons, lats)
     single = [index.lookup_one(x, y) for x, y in zip(lons, lats, strict=True)]
     assert batch == single
     assert None in batch and any(z is not None for z in batch)
 
 
-def test_reference_zones_are_labelled_synthetic_and_place_known_points() -> None:
+def test_the_shipped_zones_are_the_sources_102_units_with_their_official_codes() -> None:
+    with (DATA / "daklak_units_2025.csv").open(encoding="utf-8", newline="") as fh:
+        expected = {row["code"]: row["full_name"] for row in csv.DictReader(fh)}
     zones = load_zones(reference_zone_file())
-    assert len(zones) >= 30
-    assert all(z.properties["synthetic"] is True for z in zones)
-    assert {z.kind for z in zones} == {"ward", "commune", "town", "district"}
-    index = ZoneIndex(zones)
-    # Each zone's own centre resolves to that zone.
-    centres = [z.properties["centre"] for z in index.zones]
-    assert index.lookup([c[0] for c in centres], [c[1] for c in centres]) == [
-        z.id for z in index.zones
-    ]
-    assert index.zone("bmt-thang-loi").name == "Thắng Lợi"
+    assert len(expected) == len(zones) == 102
+    assert {z.id: z.properties["full_name"] for z in zones} == expected
+    assert all(len(z.id) == 5 and z.id.isdigit() for z in zones)
+    assert Counter(z.kind for z in zones) == {"commune": 88, "ward": 14}
+    assert all(
+        z.properties["full_name"] == ("Phường " if z.kind == "ward" else "Xã ") + z.name
+        for z in zones
+    )
+    assert {z.parent for z in zones} == {"66"}
+    assert all(z.properties["name_ascii"].isascii() for z in zones)
+    assert (reference_zone_file().parent / "NOTICE").read_text().count("Thang Le Quoc") == 1
+
+
+# Well-known places and the unit that holds them (coordinates read off the map, well inside).
+PLACES = {
+    "Buôn Ma Thuột ward: Ngã Sáu, the city centre": ((108.0381, 12.6667), "24133"),
+    "Tuy Hoà ward: Nguyễn Huệ street by Tuy Hoà beach": ((109.3135, 13.0946), "22015"),
+    "Buôn Đôn commune: Bản Đôn tourist area": ((107.7786, 12.8877), "24235"),
+    "Liên Sơn Lắk commune: Lắk lake": ((108.1897, 12.4167), "24580"),
+}
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_known_places_fall_in_their_unit(place: str) -> None:
+    (lon, lat), zone_id = PLACES[place]
+    assert ZoneIndex.from_file().lookup_one(lon, lat) == zone_id
+
+
+def test_every_zones_representative_point_resolves_to_that_zone() -> None:
+    index = ZoneIndex.from_file()
+    points = [z.geometry.representative_point() for z in index.zones]
+    assert index.lookup([p.x for p in points], [p.y for p in points]) == [z.id for z in index.zones]
 
 
 def test_random_point_is_inside_its_zone() -> None:
