@@ -27,10 +27,8 @@ Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
 
 
 class GeoPoint(BaseModel):
-    """A GeoJSON Point, WGS84 (`coordinates` = [longitude, latitude]), as FIWARE's `location`.
-
-    The bounds are in the schema (`prefixItems` minimum/maximum), so the exported JSON Schema
-    refuses what the decoder refuses (reason `bad_location`)."""
+    """A GeoJSON Point, WGS84 (`coordinates` = [longitude -180..180, latitude -90..90]), as
+    FIWARE's `location`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 

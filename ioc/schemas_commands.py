@@ -11,6 +11,7 @@ import yaml
 
 from domains.registry import Registry
 from domains.schemas import export
+from geo import ZoneFileError, ZoneIndex
 from ioc.console import console, fail, settings_from
 
 schemas_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI.", no_args_is_help=True)
@@ -21,12 +22,18 @@ def export_command(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Where to write (created if missing).")],
 ) -> None:
-    """Write a JSON Schema per event type, the envelope's schema and an AsyncAPI 3.0 document."""
+    """Write a JSON Schema per event type, the envelope's schema and an AsyncAPI 3.0 document.
+
+    `zone_id` is an enum of the zone file's ids (settings.geo.zone_file, IOC_GEO__ZONE_FILE)."""
     settings = settings_from(ctx)
     registry = Registry(settings.domains.namespace, settings.kafka.topic_prefix)
     try:
+        zones = ZoneIndex.from_file(settings.geo.zone_file)
+    except (OSError, ZoneFileError) as exc:
+        raise fail(f"cannot read the zone file: {exc}") from None
+    try:
         directory.mkdir(parents=True, exist_ok=True)
-        for name, document in export(registry).items():
+        for name, document in export(registry, zones.ids).items():
             path = directory / name
             if name.endswith(".yaml"):
                 path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
@@ -36,6 +43,6 @@ def export_command(
         raise fail(f"cannot write to {directory}: {exc.strerror or exc}") from None
     console.print(
         f"wrote {len(registry)} event schemas, cloudevent.schema.json and asyncapi.yaml "
-        f"to {directory}",
+        f"({len(zones)} zone ids) to {directory}",
         highlight=False,
     )
