@@ -123,9 +123,16 @@ def dlq_show(
     letters = [x for x in letters if reason is None or x.reason == reason][-limit:]
     for letter in letters:
         preview = (letter.value or b"")[:160].decode(errors="replace")
+        offsets = f"{letter.offset}" + (
+            f"..{letter.last_offset}" if letter.last_offset is not None else ""
+        )
+        event = (
+            f" event source={letter.event_source} id={letter.event_id}"
+            if letter.event_source or letter.event_id else ""
+        )  # fmt: skip
         console.print(
-            f"[bold]{letter.reason}[/] {letter.topic}[{letter.partition}]@{letter.offset} "
-            f"replays={letter.replay_count} {letter.rejected_at:%Y-%m-%d %H:%M:%S}Z\n"
+            f"[bold]{letter.reason}[/] {letter.topic}[{letter.partition}]@{offsets} "
+            f"replays={letter.replay_count} {letter.rejected_at:%Y-%m-%d %H:%M:%S}Z{event}\n"
             f"  {letter.error_class}: {letter.message}\n  {preview!r}",
             highlight=False, soft_wrap=True,
         )  # fmt: skip

@@ -34,6 +34,8 @@ ORIGIN_TOPIC = "ioc_origin_topic"
 ORIGIN_PARTITION = "ioc_origin_partition"
 ORIGIN_OFFSET = "ioc_origin_offset"
 ORIGIN_LAST_OFFSET = "ioc_origin_last_offset"  # only for a range (reason unreadable_batch)
+EVENT_SOURCE = "ioc_event_source"  # the event's identity (source, id), when it was readable
+EVENT_ID = "ioc_event_id"
 REPLAY_COUNT = "ioc_replay_count"
 REJECTED_AT = "ioc_rejected_at"
 
@@ -53,6 +55,9 @@ class DeadLetter:
     rejected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: For a range of offsets that could not be read (reason unreadable_batch): its last offset.
     last_offset: int | None = None
+    #: The event's CloudEvents identity when the record decoded far enough to have one.
+    event_source: str | None = None
+    event_id: str | None = None
 
     @property
     def origin(self) -> tuple[str, int, int, int]:
@@ -74,6 +79,10 @@ class DeadLetter:
         ]
         if self.last_offset is not None:
             ours.append((ORIGIN_LAST_OFFSET, str(self.last_offset)))
+        if self.event_source is not None:
+            ours.append((EVENT_SOURCE, self.event_source))
+        if self.event_id is not None:
+            ours.append((EVENT_ID, self.event_id))
         return [*original_headers(self.headers), *((k, v.encode()) for k, v in ours)]
 
 
@@ -145,6 +154,8 @@ def from_record(
         replay_count=max(0, as_int(REPLAY_COUNT)),
         rejected_at=rejected_at,
         last_offset=as_int(ORIGIN_LAST_OFFSET) if ORIGIN_LAST_OFFSET in found else None,
+        event_source=found.get(EVENT_SOURCE),
+        event_id=found.get(EVENT_ID),
     )
 
 

@@ -143,10 +143,15 @@ def _check(
         return _with_last_offset(letter, record.last_offset)
     decoded = decoder.decode(record.value, record.headers, now=now)
     if isinstance(decoded, Rejection):
-        return dead_letter(record, decoded.reason, decoded.message, decoded.error_class, now)
+        return dead_letter(
+            record, decoded.reason, decoded.message, decoded.error_class, now,
+            event=(None, decoded.event_id),
+        )  # fmt: skip
     if decoded.domain != domain:
         message = f"a {decoded.domain} event ({decoded.type}) on the {domain} topic"
-        return dead_letter(record, "wrong_topic", message, "WrongTopic", now)
+        return dead_letter(
+            record, "wrong_topic", message, "WrongTopic", now, event=(decoded.source, decoded.id)
+        )
     arrived_ms = record.timestamp
     if not 0 < arrived_ms <= now_ms:
         arrived_ms = now_ms
@@ -155,7 +160,9 @@ def _check(
             f"event time {decoded.time.isoformat()} is older than the late horizon "
             f"({late_horizon}) when the record reached Kafka"
         )
-        return dead_letter(record, "too_late", message, "TooLate", now)
+        return dead_letter(
+            record, "too_late", message, "TooLate", now, event=(decoded.source, decoded.id)
+        )
     return decoded
 
 
@@ -173,7 +180,11 @@ def _known_zones(
             keep.append((index, d))
         else:
             message = f"zone_id {d.zone_id!r} is not a zone of this city's zone file"
-            dead.append(dead_letter(records[index], "unknown_zone", message, "UnknownZone", now))
+            letter = dead_letter(
+                records[index], "unknown_zone", message, "UnknownZone", now,
+                event=(d.source, d.id),
+            )  # fmt: skip
+            dead.append(letter)
     return keep
 
 
@@ -195,11 +206,19 @@ def _with_last_offset(letter: DeadLetter, last_offset: int) -> DeadLetter:
 
 
 def dead_letter(
-    record: KafkaRecord, reason: str, message: str, error_class: str, now: datetime
+    record: KafkaRecord,
+    reason: str,
+    message: str,
+    error_class: str,
+    now: datetime,
+    *,
+    event: tuple[str | None, str | None] = (None, None),
 ) -> DeadLetter:
+    """The dead letter of `record`; `event` is the event's (source, id) when known."""
     return DeadLetter(
         reason=reason, message=message, error_class=error_class,
         topic=record.topic, partition=record.partition, offset=record.offset,
         key=record.key, value=record.value, headers=tuple(record.headers),
         replay_count=replay_count(record.headers), rejected_at=now,
+        event_source=event[0], event_id=event[1],
     )  # fmt: skip

@@ -204,9 +204,12 @@ class Pipeline:
         if result.time_range is not None:
             self.changed_ranges.append(result.time_range)
         rejected = [
-            dead_letter(records[r.row.record], "rejected_by_database", r.error, r.error_class, now)
+            dead_letter(
+                records[r.row.record], "rejected_by_database", r.error, r.error_class, now,
+                event=(r.row.source, r.row.id),
+            )
             for r in result.rejected
-        ]
+        ]  # fmt: skip
         if rejected:
             await self.send_dead_letters(rejected, context)
         self.metrics.record_batch(

@@ -109,6 +109,8 @@ async def test_every_rejection_reason_reaches_the_dlq_with_its_own_record(
         assert (letter.reason, letter.last_offset) == ("unreadable_batch", 1041)
         assert "1000..1041" in letter.message
         assert "ZeroDivisionError" in by_offset[cases["processing_error"].offset].message
+        late = by_offset[cases["too_late"].offset]  # decoded far enough: it names the event
+        assert (late.event_source, late.event_id) == ("/harness", "late")
         assert len(h.dead.letters) == len(cases) + 1
         assert h.stored_ids() == {"good"}
         counted = h.counted("environment")
@@ -134,6 +136,10 @@ async def test_a_row_the_database_refuses_dead_letters_exactly_its_record(
             ("rejected_by_database", old.offset)
         ]
         assert "no partition" in h.dead.letters[0].message
+        assert (h.dead.letters[0].event_source, h.dead.letters[0].event_id) == (
+            "/harness",
+            "broken-clock",
+        )
         assert h.stored_ids() == {f"ok-{i}" for i in range(40)}
         assert h.counted("environment") == Counter(received=41, stored=40, rejected=1)
 
