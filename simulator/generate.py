@@ -30,15 +30,15 @@ from domains.envelope import DATA_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, structu
 from domains.registry import EventType, Registry
 from geo.zones import ZoneIndex
 from simulator.config import FAULT_REASONS, SimulatorConfig
-from simulator.profiles import PROFILES, Entity, Moment, Profile, initial_state
+from simulator.profiles import PROFILES, Entity, Moment, Profile, Site, initial_state
 
-# Where each scenario happens in the Dak Lak reference zones (None: everywhere). Another city's
-# zone file: pass --scenario-zone, or the first ward (or zone) is used and the manifest says so.
+# Where each scenario happens, by official unit code (None: everywhere). Another city's zone
+# file: pass --scenario-zone, or the first ward (or zone) is used and the manifest says so.
 SCENARIO_ZONES: dict[str, str | None] = {
-    "flood": "bmt-ea-tam",
-    "festival-crowd": "bmt-thang-loi",
-    "air-pollution": "bmt-tan-lap",
-    "sensor-silence": "bmt-tan-loi",
+    "flood": "22015",  # Tuy Hoà ward: the Đà Rằng in flood and a storm from the sea
+    "festival-crowd": "24133",  # Buôn Ma Thuột ward: the coffee festival's square
+    "air-pollution": "24121",  # Tân Lập ward
+    "sensor-silence": "24154",  # Thành Nhất ward
     "hospital-surge": None,
 }
 # Entities added to the scenario's zone so that its signals exist there: (model, how many).
@@ -189,6 +189,7 @@ class Simulation:
         self.scenario = config.scenario
         self.scenario_zone, zone_note = self._scenario_zone()
         self.entities: dict[type[DomainEvent], list[Entity]] = {}
+        self.placed_by_kind: list[str] = []  # profiles whose sites' units the zone file lacks
         for event_type in self.types:
             self.entities[event_type.model] = self._place(event_type.model)
         first, last = SCENARIO_WINDOW
@@ -220,18 +221,40 @@ class Simulation:
         chosen = [z.id for z in self.zones.zones if z.kind in profile.zone_kinds]
         return chosen or [z.id for z in self.zones.zones]
 
+    def _sites_for(self, profile: Profile) -> list[Site]:
+        """The profile's sites, or with a zone file that lacks their units (another city's),
+        one site per zone of the profile's kinds (the manifest lists such profiles)."""
+        known = self.zones.ids
+        sites = [site for site in profile.sites if site.zone_id in known]
+        if sites:
+            return sites
+        if profile.sites:
+            self.placed_by_kind.append(profile.prefix)
+        r = self.rng
+        zone_ids = self._zones_for(profile)
+        return [Site(zone_ids[r.randrange(len(zone_ids))]) for _ in range(profile.count)]
+
     def _place(self, model: type[DomainEvent]) -> list[Entity]:
         profile = PROFILES[model]
         r = self.rng
-        zone_ids = self._zones_for(profile)
-        placed = [(n, zone_ids[r.randrange(len(zone_ids))]) for n in range(profile.count)]
+        sites = self._sites_for(profile)
+        placed = [(n, sites[n % len(sites)]) for n in range(profile.count)]
         if self.scenario and self.scenario_zone:
             extra = dict(SCENARIO_ENTITIES[self.scenario]).get(model, 0)
-            placed += [(profile.count + k, self.scenario_zone) for k in range(extra)]
+            zone = self.scenario_zone
+            here = [site for site in sites if site.zone_id == zone]
+            placed += [
+                (n, here[k % len(here)] if here else Site(zone, sites[n % len(sites)].attrs))
+                for k, n in enumerate(range(profile.count, profile.count + extra))
+            ]
         entities = []
-        for n, zone_id in placed:
+        for n, site in placed:
+            zone_id = site.zone_id
             entity_id = f"{profile.prefix}-{zone_id}-{n:03d}"
-            lon, lat = self.zones.random_point(zone_id, r)
+            if site.lon is not None and site.lat is not None:
+                lon, lat = site.lon, site.lat
+            else:
+                lon, lat = self.zones.random_point(zone_id, r)
             base: dict[str, Any] = {"entity_id": entity_id}
             if profile.zone_only:
                 base["zone_id"] = zone_id
@@ -247,7 +270,7 @@ class Simulation:
                     zone_id,
                     lon,
                     lat,
-                    profile.attrs(n, r),
+                    {**profile.attrs(n, r), **site.attrs},
                     base,
                     initial_state(model, r),
                     in_scenario,
@@ -274,6 +297,11 @@ class Simulation:
             "max_event_bytes": c.max_event_bytes,
             "scenario": None,
         }
+        if self.placed_by_kind:
+            run["placed_by_zone_kind"] = {
+                "profiles": self.placed_by_kind,
+                "note": "their sites' units are not in the zone file: placed in zones by kind",
+            }
         if self.scenario:
             start, end = self.window
             run["scenario"] = {

@@ -1,12 +1,21 @@
 """What each event type's simulated entities look like and how their readings move.
 
 One `Profile` per event model, keyed by the model class (no branching on domain names): how many
-entities, in which kinds of zone, how often they report by hour of day, and a function that makes
-one reading from the entity, the moment (`Moment`: local hour, season, scenario intensity) and a
+entities, at which sites, how often they report by hour of day, and a function that makes one
+reading from the entity, the moment (`Moment`: local hour, season, scenario intensity) and a
 seeded `random.Random`. Patterns follow Dak Lak: morning and evening rush hours in Buon Ma Thuot,
 the rainy season from May to October (rivers rise, afternoon storms), the dry season's
 irrigation of coffee farms, the burning season's haze (February to April), the Buon Ma Thuot
 coffee festival in March.
+
+Sites are in the province's real units (geo/data/daklak_communes_2025.geojson), named by their
+official codes: Buon Ma Thuot's traffic corridors in the wards of the former city, stations on the
+Sêrêpốk, Krông Ana and Đà Rằng rivers, coffee, pepper, durian, rice and cassava farms in their
+communes, hospitals, the coffee festival's sites, and the coast that came with Phú Yên (Tuy Hoà,
+its ports, beaches and the storms from the sea). A site's coordinates, where given, are
+approximate positions inside its unit (tests/unit/test_simulation.py checks each against the
+zone file); without coordinates an entity gets a random point of its unit. With another city's
+zone file, profiles whose units it lacks fall back to their zone kinds (the manifest says so).
 """
 
 from __future__ import annotations
@@ -81,15 +90,29 @@ Weight = Callable[[Moment], float]
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """Where entities stand: a unit (its official code), fields of the place, and where known its
+    approximate position (inside the unit); without one, a random point of the unit."""
+
+    zone_id: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    lon: float | None = None
+    lat: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     prefix: str  # entity id prefix
     count: int  # entities
     weight: float  # share of the event stream at weight_by(moment) == 1
-    zone_kinds: tuple[str, ...]  # zone kinds the entities live in (all zones if none match)
+    zone_kinds: tuple[str, ...]  # zone kinds for another city's file (all zones if none match)
     reading: Reading
     attrs: Callable[[int, random.Random], dict[str, Any]] = lambda n, r: {}
     weight_by: Weight = lambda m: 1.0
     zone_only: bool = False  # reports a zone_id, not coordinates
+    # Entity n stands at sites[n % len(sites)]; its fields override attrs'. Empty: every zone of
+    # the profile's kinds.
+    sites: tuple[Site, ...] = ()
 
 
 URBAN = ("ward",)
@@ -97,47 +120,159 @@ PERI = ("ward", "commune")
 RURAL = ("commune", "district", "town")
 ANY = ("ward", "commune", "district", "town")
 
-ROADS = (
-    "Lê Duẩn",
-    "Nguyễn Tất Thành",
-    "Phan Bội Châu",
-    "Lê Hồng Phong",
-    "Y Jút",
-    "Hùng Vương",
-    "Nguyễn Chí Thanh",
-    "Trần Phú",
-    "Quang Trung",
-    "Hai Bà Trưng",
-    "Giải Phóng",
-    "Ngô Quyền",
-    "Phan Chu Trinh",
-    "Võ Văn Kiệt",
-    "Mai Hắc Đế",
-    "Đinh Tiên Hoàng",
-    "Lê Thánh Tông",
-    "Y Moan",
+# Units by their official codes (geo/data/daklak_communes_2025.geojson).
+# The former Buôn Ma Thuột city: the wards of Buôn Ma Thuột, Tân An, Tân Lập, Thành Nhất and
+# Ea Kao, and the commune of Hoà Phú.
+BMT, TAN_AN, TAN_LAP, THANH_NHAT, EA_KAO, HOA_PHU = (
+    "24133", "24163", "24121", "24154", "24169", "24175",
+)  # fmt: skip
+BUON_MA_THUOT = (BMT, TAN_AN, TAN_LAP, THANH_NHAT, EA_KAO, HOA_PHU)
+# The former Tuy Hoà city, on the coast: the wards of Tuy Hoà, Phú Yên and Bình Kiến.
+TUY_HOA, PHU_YEN, BINH_KIEN = "22015", "22240", "22045"
+TUY_HOA_CITY = (TUY_HOA, PHU_YEN, BINH_KIEN)
+# The other wards: Buôn Hồ, Cư Bao, Sông Cầu, Xuân Đài, Đông Hoà, Hoà Hiệp.
+TOWNS = ("24305", "24340", "22051", "22076", "22258", "22261")
+CITIES = BUON_MA_THUOT + TUY_HOA_CITY
+
+
+def spread(*zones: str) -> tuple[Site, ...]:
+    """Sites anywhere in these units (an entity gets a random point of its unit)."""
+    return tuple(Site(zone) for zone in zones)
+
+
+def sited(field_name: str, *places: tuple[str, str]) -> tuple[Site, ...]:
+    """(unit, name) pairs -> sites with the name in `field_name`."""
+    return tuple(Site(zone, {field_name: name}) for zone, name in places)
+
+
+def from_sites(sites: tuple[Site, ...]) -> Callable[[int, random.Random], dict[str, Any]]:
+    """Entity n's fields from sites[n % len]: what another city's zone file still gets."""
+    return lambda n, r: dict(sites[n % len(sites)].attrs)
+
+
+# Traffic corridors: Buôn Ma Thuột's main roads by the ward they cross, and Tuy Hoà's.
+CORRIDORS = sited(
+    "road",
+    (BMT, "Lê Duẩn"), (BMT, "Lê Hồng Phong"), (BMT, "Y Jút"), (BMT, "Quang Trung"),
+    (BMT, "Hai Bà Trưng"), (BMT, "Phan Chu Trinh"), (BMT, "Trần Phú"), (BMT, "Ngô Quyền"),
+    (TAN_AN, "Nguyễn Chí Thanh"), (TAN_AN, "Giải Phóng"), (TAN_AN, "Phan Bội Châu"),
+    (TAN_LAP, "Nguyễn Tất Thành"), (TAN_LAP, "Hùng Vương"), (TAN_LAP, "Đinh Tiên Hoàng"),
+    (THANH_NHAT, "Võ Văn Kiệt"), (THANH_NHAT, "Lê Thánh Tông"),
+    (EA_KAO, "Mai Hắc Đế"), (EA_KAO, "Y Moan Ênuôl"), (HOA_PHU, "Quốc lộ 14"),
+    (TUY_HOA, "Hùng Vương (Tuy Hoà)"), (TUY_HOA, "Trần Hưng Đạo"), (TUY_HOA, "Độc Lập"),
+    (PHU_YEN, "Nguyễn Tất Thành (Tuy Hoà)"), (BINH_KIEN, "Quốc lộ 1 (Bình Kiến)"),
+)  # fmt: skip
+# The coast's ports (cameras, alarms, car parks stand there).
+PORTS = (
+    Site("22291", {"name": "Cảng Vũng Rô"}, 109.4039, 12.8720),
+    Site(PHU_YEN, {"name": "Cảng cá Đông Tác"}, 109.3270, 13.0770),
+    Site("22147", {"name": "Cảng cá Tiên Châu"}, 109.2901, 13.2798),
+    Site("22051", {"name": "Cảng cá Dân Phước"}, 109.2698, 13.4293),
 )
-RIVERS = ("Sêrêpốk", "Krông Ana", "Krông Nô", "Ea Tam stream", "Ea H'leo")
-RESERVOIRS = ("Hồ Lắk", "Hồ Ea Kao", "Hồ Buôn Triết", "Hồ Ea Súp Thượng", "Hồ Krông Búk Hạ")
+PARKING = (
+    *(Site(c.zone_id, {"name": f"Bãi xe {c.attrs['road']}"}) for c in CORRIDORS),
+    Site(TUY_HOA, {"name": "Bãi xe bãi biển Tuy Hoà"}, 109.3180, 13.0960),
+    Site(PHU_YEN, {"name": "Bãi xe Sân bay Tuy Hoà"}, 109.3340, 13.0490),
+    *(Site(p.zone_id, {"name": f"Bãi xe {p.attrs['name']}"}, p.lon, p.lat) for p in PORTS),
+)
+
+
+def _water(
+    zone: str, name: str, kind: str, lon: float | None = None, lat: float | None = None
+) -> Site:
+    return Site(zone, {"water_body": name, "water_body_kind": kind}, lon, lat)
+
+
+WATER_STATIONS = (
+    _water(HOA_PHU, "Sêrêpốk (cầu 14)", "river", 107.9350, 12.5970),
+    _water("24559", "Sêrêpốk (thác Dray Nur)", "river", 107.8900, 12.5400),
+    _water("24235", "Sêrêpốk (Bản Đôn)", "river", 107.7786, 12.8877),
+    _water("24538", "Krông Ana (Buôn Trấp)", "river", 108.0300, 12.4800),
+    _water("24568", "Krông Ana (Dur Kmăl)", "river"),
+    _water("24598", "Krông Nô (Đắk Phơi)", "river"),
+    _water("24184", "Ea H'leo", "river"),
+    _water(EA_KAO, "Suối Ea Tam", "river"),
+    _water(TUY_HOA, "Đà Rằng (Tuy Hoà)", "river"),
+    _water(PHU_YEN, "Đà Rằng (cửa sông)", "river"),
+    _water("22165", "Sông Ba (Củng Sơn)", "river", 108.9800, 13.0400),
+    _water("22132", "Kỳ Lộ (Hà Bằng)", "river"),
+    _water("22147", "Đầm Ô Loan", "lake", 109.2550, 13.2650),
+    _water("24580", "Hồ Lắk", "lake", 108.1897, 12.4167),
+    _water(EA_KAO, "Hồ Ea Kao", "reservoir"),
+    _water("24595", "Hồ Buôn Triết", "reservoir"),
+    _water("24217", "Hồ Ea Súp Thượng", "reservoir"),
+    _water("24505", "Hồ Krông Búk Hạ", "reservoir"),
+    _water("22207", "Hồ Sông Hinh", "reservoir", 108.9500, 12.8600),
+)
+# Weather stations: the highlands, and the coast where the storms come in from the sea.
+WEATHER = spread(
+    BMT, "24305", "24184", "24211", "24412", "24448", "24580", "24373", "24490", "24235",
+    "24343", "24280", "24181", "24538", "24561", "22165", "22207", "22319", "22255",
+    TUY_HOA, "22051", "22261", "22291", "22120", "22076",
+)  # fmt: skip
+AIR = spread(*BUON_MA_THUOT, *TUY_HOA_CITY, "24305", "22051", "22258", "22261")
+# Farms by crop, in the communes that grow it.
+FARMS = (
+    sited(
+        "crop",
+        *(
+            (zone, "coffee")
+            for zone in (
+                "24280", "24259", "24265", "24277", "24286", "24301", "24496", "24490",
+                "24505", "24502", "24343", "24346", "24316", "24310", "24313", "24561",
+                "24540", "24544", HOA_PHU, "24328", "24184", "24181",
+            )
+        ),
+    )
+    + sited("crop", *((z, "pepper") for z in ("24280", "24265", "24343", "24373", "24187")))
+    + sited("crop", *((z, "durian") for z in ("24490", "24496", "24561", "24540", "24343")))
+    + sited(
+        "crop",
+        *((z, "rice") for z in ("24538", "24580", "24568", "24559", "22319", "22303", "22255")),
+    )
+    + sited("crop", *((z, "cassava") for z in ("22165", "22207", "24412", "24211", "24415")))
+    + sited("crop", *((z, "rubber") for z in ("24184", "24229", "24241")))
+)  # fmt: skip
 HOSPITALS = (
-    "Bệnh viện Đa khoa vùng Tây Nguyên",
-    "Bệnh viện Đa khoa Thiện Hạnh",
-    "Bệnh viện Đa khoa Đắk Lắk",
-    "Bệnh viện Nhi Đắk Lắk",
-    "Bệnh viện Lao và Bệnh phổi",
-    "Trung tâm Y tế huyện",
+    Site(BMT, {"facility": "Bệnh viện Đa khoa vùng Tây Nguyên"}, 108.0528, 12.6703),
+    Site(BMT, {"facility": "Bệnh viện Đa khoa Thiện Hạnh"}),
+    Site(BMT, {"facility": "Bệnh viện Nhi Đắk Lắk"}),
+    Site(TAN_AN, {"facility": "Bệnh viện Lao và Bệnh phổi Đắk Lắk"}),
+    Site(TUY_HOA, {"facility": "Bệnh viện Đa khoa Phú Yên"}, 109.3070, 13.0930),
+    Site(TUY_HOA, {"facility": "Bệnh viện Sản - Nhi Phú Yên"}),
+    Site("24305", {"facility": "Trung tâm Y tế Buôn Hồ"}),
+    Site("22051", {"facility": "Trung tâm Y tế Sông Cầu"}),
+    Site("24181", {"facility": "Trung tâm Y tế Ea H'Leo"}),
+    Site("24490", {"facility": "Trung tâm Y tế Krông Pắc"}),
+    Site("22258", {"facility": "Trung tâm Y tế Đông Hoà"}),
+    Site("24538", {"facility": "Trung tâm Y tế Krông Ana"}),
 )
-SITES = (
-    ("Bảo tàng Thế giới Cà phê", 3000),
-    ("Khu du lịch Buôn Đôn", 5000),
-    ("Thác Dray Nur", 4000),
-    ("Hồ Lắk", 6000),
-    ("Buôn Akô Dhông", 1500),
-    ("Quảng trường 10/3 (lễ hội cà phê)", 40000),
-    ("Làng cà phê Trung Nguyên", 2500),
+# Tourist sites and the coffee festival's (Buôn Ma Thuột, March of odd years), then the coast.
+TOURIST_SITES = (
+    Site(BMT, {"site": "Quảng trường 10/3 (lễ hội cà phê)", "capacity": 40000}, 108.0450, 12.6785),
+    Site(BMT, {"site": "Bảo tàng Thế giới Cà phê", "capacity": 3000}, 108.0505, 12.6950),
+    Site(BMT, {"site": "Làng cà phê Trung Nguyên", "capacity": 2500}, 108.0520, 12.6970),
+    Site(BMT, {"site": "Buôn Akô Dhông", "capacity": 1500}, 108.0515, 12.7090),
+    Site("24235", {"site": "Khu du lịch Buôn Đôn", "capacity": 5000}, 107.7786, 12.8877),
+    Site("24559", {"site": "Thác Dray Nur", "capacity": 4000}, 107.8900, 12.5400),
+    Site("24580", {"site": "Hồ Lắk", "capacity": 6000}, 108.1897, 12.4167),
+    Site(TUY_HOA, {"site": "Bãi biển Tuy Hoà", "capacity": 20000}, 109.3180, 13.0960),
+    Site(TUY_HOA, {"site": "Tháp Nhạn", "capacity": 3000}, 109.3045, 13.0935),
+    Site("22120", {"site": "Gành Đá Đĩa", "capacity": 5000}, 109.2906, 13.3577),
+    Site("22291", {"site": "Mũi Điện - Bãi Môn", "capacity": 4000}, 109.4519, 12.8930),
+    Site("22147", {"site": "Đầm Ô Loan", "capacity": 2000}, 109.2550, 13.2650),
+    Site("22051", {"site": "Vịnh Xuân Đài", "capacity": 3000}, 109.2700, 13.4200),
+    Site(PHU_YEN, {"site": "Cảng cá Đông Tác (chợ cá)", "capacity": 2500}, 109.3270, 13.0770),
 )
+BUSES = spread(*CITIES, *CITIES[:3], "24305", "24280", "24490", "24561", "22319")
+# Cameras and fire alarms: the cities (their centres twice), the towns and the ports.
+WATCHED = (
+    *spread(*CITIES, *CITIES[:3], *TOWNS),
+    *(Site(p.zone_id, {}, p.lon, p.lat) for p in PORTS),
+)
+HOTEL_AREAS = spread(*BUON_MA_THUOT[:5], *BUON_MA_THUOT[:3], *TUY_HOA_CITY, TUY_HOA, "22051")
+BUILDING_AREAS = spread(*CITIES, *CITIES, *TOWNS)
 HOTELS = ("Mường Thanh", "Sài Gòn Ban Mê", "Damsan", "Elephant", "Coffee Tour", "Ban Mê Central")
-CROPS = ("coffee", "coffee", "coffee", "pepper", "durian", "rice", "cassava", "rubber")
 LEVELS = ("kindergarten", "primary", "primary", "lower_secondary", "upper_secondary")
 
 
@@ -503,131 +638,93 @@ def outage(e: Entity, m: Moment, r: random.Random) -> dict[str, Any]:
     }
 
 
-def _name(prefix: str, names: tuple[str, ...]) -> Callable[[int, random.Random], dict[str, Any]]:
-    return lambda n, r: {prefix: names[n % len(names)]}
-
-
-def _water_attrs(n: int, r: random.Random) -> dict[str, Any]:
-    if n % 3 == 2:
-        return {"water_body": RESERVOIRS[n % len(RESERVOIRS)], "water_body_kind": "reservoir"}
-    return {"water_body": RIVERS[n % len(RIVERS)], "water_body_kind": "river"}
-
-
-def _site(n: int, r: random.Random) -> dict[str, Any]:
-    name, capacity = SITES[n % len(SITES)]
-    return {
-        "site": name if n < len(SITES) else f"{name} #{n // len(SITES) + 1}",
-        "capacity": capacity,
-    }
-
-
 def _school(n: int, r: random.Random) -> dict[str, Any]:
     level = LEVELS[n % len(LEVELS)]
     return {"school": f"Trường {level.replace('_', ' ')} số {n + 1}", "level": level}
 
 
 PROFILES: dict[type[DomainEvent], Profile] = {
-    environment.AirQualityObserved: Profile("aq", 24, 6, PERI, air_v1, weight_by=lambda m: 1.0),
-    environment.AirQualityObservedV2: Profile("aq2", 8, 2, PERI, air_v2),
-    environment.WaterLevelObserved: Profile("wl", 30, 4, RURAL, water_level, _water_attrs),
-    environment.WeatherObserved: Profile("ws", 25, 4, ANY, weather),
+    environment.AirQualityObserved: Profile("aq", 24, 6, PERI, air_v1, sites=AIR),
+    environment.AirQualityObservedV2: Profile("aq2", 8, 2, PERI, air_v2, sites=AIR),
+    environment.WaterLevelObserved: Profile(
+        "wl", 30, 4, RURAL, water_level, from_sites(WATER_STATIONS), sites=WATER_STATIONS
+    ),
+    environment.WeatherObserved: Profile("ws", 25, 4, ANY, weather, sites=WEATHER),
     tr.TrafficFlowObserved: Profile(
-        "tf", 120, 16, URBAN, traffic, _name("road", ROADS), lambda m: 0.3 + m.rush
+        "tf", 120, 16, URBAN, traffic, from_sites(CORRIDORS), lambda m: 0.3 + m.rush,
+        sites=CORRIDORS,
     ),
     tr.ParkingOccupancy: Profile(
-        "pk",
-        30,
-        4,
-        URBAN,
-        parking,
+        "pk", 30, 4, URBAN, parking,
         lambda n, r: {
-            "name": f"Bãi xe {ROADS[n % len(ROADS)]}",
-            "total_spot_number": r.randrange(40, 400),
+            **PARKING[n % len(PARKING)].attrs, "total_spot_number": r.randrange(40, 400)
         },
+        sites=PARKING,
     ),
     tr.BusPosition: Profile(
-        "bus",
-        60,
-        10,
-        PERI,
-        bus,
-        lambda n, r: {"route_id": f"{n % 12 + 1:02d}"},
-        lambda m: 0.05 + m.rush,
+        "bus", 60, 10, PERI, bus, lambda n, r: {"route_id": f"{n % 12 + 1:02d}"},
+        lambda m: 0.05 + m.rush, sites=BUSES,
     ),
     agriculture.SoilMoistureObserved: Profile(
-        "soil", 200, 8, RURAL, soil, lambda n, r: {"crop": CROPS[n % len(CROPS)], "depth": 30}
+        "soil", 200, 8, RURAL, soil,
+        lambda n, r: {**FARMS[n % len(FARMS)].attrs, "depth": 30}, sites=FARMS,
     ),
     agriculture.IrrigationFlow: Profile(
-        "irr",
-        80,
-        4,
-        RURAL,
-        irrigation,
+        "irr", 80, 4, RURAL, irrigation,
         lambda n, r: {
-            "crop": CROPS[n % len(CROPS)],
-            "water_source": ("well", "river", "reservoir")[n % 3],
+            **FARMS[n % len(FARMS)].attrs, "water_source": ("well", "river", "reservoir")[n % 3]
         },
-        lambda m: 0.2 + m.daylight,
+        lambda m: 0.2 + m.daylight, sites=FARMS,
     ),
     agriculture.PestReport: Profile(
-        "pest",
-        40,
-        0.3,
-        RURAL,
-        pest,
-        lambda n, r: {"crop": CROPS[n % len(CROPS)]},
-        lambda m: m.office,
+        "pest", 40, 0.3, RURAL, pest, from_sites(FARMS), lambda m: m.office, sites=FARMS
     ),
     health.HospitalBedOccupancy: Profile(
-        "hosp",
-        12,
-        2,
-        PERI,
-        beds,
+        "hosp", 12, 2, PERI, beds,
         lambda n, r: {
-            "facility": HOSPITALS[n % len(HOSPITALS)],
+            **HOSPITALS[n % len(HOSPITALS)].attrs,
             "beds_total": r.randrange(150, 1200),
             "icu_total": r.randrange(10, 60),
         },
+        sites=HOSPITALS,
     ),
     health.AmbulanceDispatch: Profile("amb", 40, 1.5, ANY, ambulance),
     health.DiseaseCaseReport: Profile("dis", 35, 0.5, ANY, disease, zone_only=True),
     security.CameraEvent: Profile(
-        "cam", 150, 6, URBAN, camera, lambda n, r: {"camera_id": f"CAM-{n:04d}"}
+        "cam", 150, 6, URBAN, camera, lambda n, r: {"camera_id": f"CAM-{n:04d}"}, sites=WATCHED
     ),
     security.EmergencyCall: Profile("call", 30, 2, ANY, emergency_call),
     security.FireAlarm: Profile(
-        "fire", 80, 2, PERI, fire_alarm, lambda n, r: {"building": f"Tòa nhà {n + 1}"}
+        "fire", 80, 2, PERI, fire_alarm, lambda n, r: {"building": f"Tòa nhà {n + 1}"},
+        sites=WATCHED,
     ),
-    tourism.VisitorCount: Profile("site", 14, 3, ANY, visitors, _site, lambda m: 0.1 + m.daylight),
+    tourism.VisitorCount: Profile(
+        "site", 14, 3, ANY, visitors, from_sites(TOURIST_SITES), lambda m: 0.1 + m.daylight,
+        sites=TOURIST_SITES,
+    ),
     tourism.HotelOccupancy: Profile(
-        "hotel",
-        40,
-        1,
-        URBAN,
-        hotel,
+        "hotel", 40, 1, URBAN, hotel,
         lambda n, r: {
             "hotel": f"Khách sạn {HOTELS[n % len(HOTELS)]} {n + 1}",
             "stars": r.randrange(1, 6),
             "rooms_total": r.randrange(20, 250),
         },
+        sites=HOTEL_AREAS,
     ),
+    # Schools, permits, ambulances, calls, outages and disease reports: in every unit.
     education.SchoolAttendance: Profile(
-        "sch",
-        120,
-        2,
-        ANY,
-        attendance,
-        lambda n, r: {**_school(n, r), "enrolled": r.randrange(200, 1800)},
-        lambda m: m.school,
+        "sch", 120, 2, ANY, attendance,
+        lambda n, r: {**_school(n, r), "enrolled": r.randrange(200, 1800)}, lambda m: m.school,
     ),
     education.FacilityStatus: Profile("fac", 120, 2, ANY, facility, _school),
-    planning.BuildingPermit: Profile("bp", 400, 0.6, PERI, permit, weight_by=lambda m: m.office),
+    planning.BuildingPermit: Profile(
+        "bp", 400, 0.6, PERI, permit, weight_by=lambda m: m.office, sites=BUILDING_AREAS
+    ),
     planning.ConstructionViolation: Profile(
-        "cv", 60, 0.3, PERI, violation, weight_by=lambda m: m.office
+        "cv", 60, 0.3, PERI, violation, weight_by=lambda m: m.office, sites=BUILDING_AREAS
     ),
     planning.UtilityOutage: Profile("out", 50, 0.5, ANY, outage),
-}
+}  # fmt: skip
 
 
 def initial_state(model: type[DomainEvent], r: random.Random) -> dict[str, float]:

@@ -9,9 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domains import Decoder, Event, Registry, Rejection
+from domains.agriculture import SoilMoistureObserved
+from domains.environment import WaterLevelObserved
+from domains.tourism import VisitorCount
+from domains.transport import TrafficFlowObserved
 from geo import ZoneIndex
 from simulator.config import FAULTS, SimulatorConfig, parse_duration, parse_faults
-from simulator.generate import Manifest, Simulation
+from simulator.generate import SCENARIO_ZONES, Manifest, Simulation
+from simulator.profiles import PROFILES
 
 START = datetime(2026, 7, 15, 0, 0, tzinfo=UTC)  # 07:00 in Dak Lak, rainy season
 REGISTRY = Registry()
@@ -96,6 +101,54 @@ def test_entities_are_placed_in_their_zones() -> None:
                 assert ZONES.lookup_one(entity.lon, entity.lat) == entity.zone_id
 
 
+def test_every_site_and_scenario_zone_is_a_unit_of_the_shipped_file() -> None:
+    for model, profile in PROFILES.items():
+        for site in profile.sites:
+            assert site.zone_id in ZONES.ids, (model.__name__, site)
+            if site.lon is not None:
+                assert ZONES.lookup_one(site.lon, site.lat) == site.zone_id, (model.__name__, site)
+    assert {z for z in SCENARIO_ZONES.values() if z} <= ZONES.ids
+    assert not simulate(10).manifest.run.get("placed_by_zone_kind")
+
+
+def test_sites_cover_buon_ma_thuot_and_the_coast() -> None:
+    sim = simulate(10, scenario="flood")
+    zones_of = {
+        model.__name__: {e.zone_id for e in entities} for model, entities in sim.entities.items()
+    }
+    former_bmt = {"24133", "24163", "24121", "24154", "24169", "24175"}
+    assert former_bmt <= zones_of["TrafficFlowObserved"]
+    assert {"22015", "22240"} <= zones_of["TrafficFlowObserved"]  # Tuy Hoà
+    names = {e.attrs.get("water_body") for e in sim.entities[WaterLevelObserved]}
+    assert any(n.startswith("Sêrêpốk") for n in names)
+    assert any(n.startswith("Krông Ana") for n in names)
+    sites = {e.attrs["site"]: e.zone_id for e in sim.entities[VisitorCount]}
+    assert sites["Quảng trường 10/3 (lễ hội cà phê)"] == "24133"
+    assert sites["Bãi biển Tuy Hoà"] == "22015"
+    crops = {e.attrs["crop"] for e in sim.entities[SoilMoistureObserved] if e.zone_id == "24280"}
+    assert "coffee" in crops  # Cư M'gar
+    # The scenario's own entities in Tuy Hoà carry that place's names.
+    flood_roads = {
+        e.attrs["road"] for e in sim.entities[TrafficFlowObserved] if e.zone_id == "22015"
+    }
+    assert "Độc Lập" in flood_roads
+
+
+def test_every_zone_id_sent_is_a_zone_of_the_shipped_file() -> None:
+    import orjson
+
+    sim = simulate(5000, scenario="hospital-surge")
+    zone_ids = set()
+    for message in sim.messages():
+        if message.headers[0][0] == "ce_specversion":
+            data = orjson.loads(message.value)
+        else:
+            data = orjson.loads(message.value)["data"]
+        if "zone_id" in data:
+            zone_ids.add(data["zone_id"])
+    assert zone_ids and zone_ids <= ZONES.ids
+
+
 def levels(sim: Simulation, type_suffix: str, field: str, zone: str | None) -> list[float]:
     import orjson
 
@@ -113,7 +166,7 @@ def test_flood_raises_the_river_and_slows_traffic_in_its_zone() -> None:
     calm = simulate(20_000, domains=("environment", "transport"))
     flood = simulate(20_000, domains=("environment", "transport"), scenario="flood")
     zone = flood.scenario_zone
-    assert zone == "bmt-ea-tam"
+    assert zone == "22015" and ZONES.zone(zone).name == "Tuy Hoà"  # the coast
     assert flood.manifest.run["scenario"]["zone_id"] == zone
     water = levels(flood, "water_level.v1", "alert_level", zone)
     assert max(water) >= 2  # alert level 2+ during the flood
@@ -163,6 +216,8 @@ def test_a_scenario_zone_missing_from_another_city_s_file_falls_back_and_says_so
     sim = Simulation(config, REGISTRY, ZoneIndex.from_file(path))
     assert sim.scenario_zone == "z1"
     assert "not in the zone file" in sim.manifest.run["scenario"]["note"]
+    assert "tf" in sim.manifest.run["placed_by_zone_kind"]["profiles"]
+    assert {e.zone_id for ents in sim.entities.values() for e in ents} == {"z1"}
     assert len(list(sim.messages())) == 100
 
 
