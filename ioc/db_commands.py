@@ -1,16 +1,20 @@
-"""`ioc db migrate | info | maintain`: the storage layer (sinks/) from the command line."""
+"""`ioc db migrate | info | maintain | rezone`: the storage layer (sinks/) from the command line."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 import psycopg
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from geo.zones import ZoneFileError, ZoneIndex
 from ioc.console import console, fail, settings_from
 from sinks.maintenance import maintain
 from sinks.migrate import MigrationError, database_info, migrate
+from sinks.rezone import ZoneRow, rezone
 
 db_app = typer.Typer(help="Database schema, status and housekeeping.", no_args_is_help=True)
 
@@ -89,3 +93,62 @@ def maintain_command(
     console.print(f"rows deleted: {report.rows_deleted}", highlight=False)
     if report.jobs_run:
         console.print(f"jobs run: {', '.join(report.jobs_run)}", highlight=False)
+
+
+@db_app.command("rezone")
+def rezone_command(
+    ctx: typer.Context,
+    batch_size: Annotated[int, typer.Option(min=100, help="Events per transaction.")] = 5000,
+) -> None:
+    """Place stored rows in the zones of the current zone file (IOC_GEO__ZONE_FILE).
+
+    Each event gets the zone the pipeline would give it now: the producer's zone_id if the file
+    has it, else the zone of its coordinates (NULL outside every zone); its measurements follow.
+    Rows WITHOUT coordinates keep their zone if the file still has it, and are set to NULL
+    (counted as cleared) if it does not. The zones table becomes the file's zones (zones no longer
+    in the file are deleted) and the aggregates are refreshed; aggregate rows older than the raw
+    rows keep their old zone ids (counted as stale). Safe to run again.
+    """
+    settings = settings_from(ctx)
+    try:
+        index = ZoneIndex.from_file(settings.geo.zone_file)
+    except ZoneFileError as exc:
+        raise fail(str(exc)) from None
+    zones = [
+        ZoneRow(z.id, z.name, z.kind, z.parent, orjson.dumps(z.geometry.__geo_interface__).decode(),
+                z.geometry.centroid.x, z.geometry.centroid.y)
+        for z in index.zones
+    ]  # fmt: skip
+    with (
+        _connect(ctx) as conn,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar,
+    ):
+        task = bar.add_task("events read: 0")
+        seen = 0
+
+        def advance(n: int) -> None:
+            nonlocal seen
+            seen += n
+            bar.update(task, description=f"events read: {seen:,}")
+
+        report = rezone(
+            conn, settings.db.flavour, settings.storage, known=index.ids, lookup=index.lookup,
+            zones=zones, batch_size=batch_size, progress=advance,
+        )  # fmt: skip
+    lines = {
+        "events read": report.events_seen,
+        "events changed": report.events_changed,
+        "events placed by coordinates": report.events_located,
+        "events outside every zone (NULL)": report.events_outside,
+        "events without coordinates": report.events_without_coordinates,
+        "events without coordinates cleared (zone no longer in the file)": report.events_cleared,
+        "measurements changed with their event": report.measurements_changed,
+        "measurements without an event cleared": report.measurements_cleared,
+        "latest values changed": report.latest_values_changed,
+        "zones upserted": report.zones_upserted,
+        "zones removed": len(report.zones_removed),
+        "aggregate rows older than the raw rows, old zone kept": report.stale_aggregate_rows,
+    }
+    for label, value in lines.items():
+        console.print(f"{label}: {value:,}", highlight=False)
+    console.print(f"refreshed (buckets, rows): {report.refreshed}", highlight=False)
