@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domains.config import DomainsSettings
 from geo.config import GeoSettings
+from rules.config import RulesSettings
 from sinks.config import DatabaseSettings, StorageSettings
 
 
@@ -164,6 +165,7 @@ class Settings(BaseSettings):
     domains: DomainsSettings = DomainsSettings()
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
+    rules: RulesSettings = RulesSettings()
 
 
 class SettingsError(Exception):

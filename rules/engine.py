@@ -1,0 +1,389 @@
+"""The rule engine: observations + prior state -> new state + incident changes. Pure and
+deterministic: the same observations in the same batches give the same incidents.
+
+Per batch, in two steps, so that the caller can lock exactly the state rows it needs:
+
+    plan = group(ruleset, observations)         # {(rule id, key): [observations, by time]}
+    states = <read those keys' rows FOR UPDATE>  # {(rule id, key): dict}, missing = new
+    outcome = apply(ruleset, plan, states)       # new states, incident snapshots, history
+
+Time is event time throughout. Each key's observations are applied in event-time order. An
+observation older than the newest already applied for its key (in an earlier batch) is counted as
+`late_for_rule` and changes nothing: the allowed lateness is one batch.
+
+An incident is a snapshot dict kept inside its key's state while it is open (see `Incident`);
+its id derives from (rule, key, event time of opening), so a replay opens the same ids. A breach
+after resolution opens a new incident linked to the previous one (`previous`); re-opening within
+the rule's flap window sets `flapping` and counts it. A person who resolves an incident while its
+condition still holds sets `held` on the state (sinks.incidents does it): the rule then opens
+nothing until the condition has cleared and been raised again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from rules.load import RuleSet
+from rules.model import (
+    Condition,
+    Correlation,
+    Geofence,
+    Match,
+    RateOfChange,
+    Rule,
+    Silence,
+    Threshold,
+)
+
+INCIDENT_NAMESPACE = uuid.UUID("5b7f4c1e-9f0e-4a55-8a57-6c1d2f3e4a10")
+#: Which transition a batch's change of an incident is, most significant first.
+TRANSITIONS = ("opened", "resolved", "updated")
+
+
+@dataclass(slots=True)
+class Observation:
+    """What the rules see of one newly stored event."""
+
+    time: datetime
+    domain: str
+    type_name: str  # the event type's short name (air_quality), any version
+    source: str
+    entity_id: str
+    zone_id: str | None
+    values: Mapping[str, float]  # metric -> value (the event's measurements)
+    data_json: str = "{}"
+    _data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            parsed = orjson.loads(self.data_json) if self.data_json else {}
+            self._data = parsed if isinstance(parsed, dict) else {}
+        return self._data
+
+
+def matches(match: Match, obs: Observation) -> bool:
+    if match.domain not in ("*", obs.domain):
+        return False
+    if match.event_type is not None and match.event_type != obs.type_name:
+        return False
+    return all(obs.data.get(name) == want for name, want in match.where.items())
+
+
+def key_of(rule: Rule, obs: Observation) -> str | None:
+    kind = rule.key_kind
+    if kind == "zone":
+        return obs.zone_id
+    if kind == "source":
+        return obs.source
+    return obs.entity_id
+
+
+def incident_id(rule_id: str, key: str, opened_at: datetime) -> str:
+    return str(uuid.uuid5(INCIDENT_NAMESPACE, f"{rule_id}|{key}|{opened_at.isoformat()}"))
+
+
+def group(
+    ruleset: RuleSet, observations: Sequence[Observation]
+) -> dict[tuple[str, str], list[Observation]]:
+    """The observations each (rule, key) must see, in event-time order (stable for ties)."""
+    plan: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    for rule in ruleset:
+        if isinstance(rule, Correlation):
+            for obs in observations:
+                if obs.zone_id is not None and any(matches(c, obs) for c in rule.conditions):
+                    plan[rule.id, obs.zone_id].append(obs)
+            continue
+        for obs in observations:
+            if not matches(rule, obs):
+                continue
+            if isinstance(rule, Threshold | RateOfChange) and rule.metric not in obs.values:
+                continue
+            key = key_of(rule, obs)
+            if key is not None:
+                plan[rule.id, key].append(obs)
+    for items in plan.values():
+        items.sort(key=lambda o: o.time)
+    return dict(sorted(plan.items()))  # a fixed order: the same output, and locks taken in order
+
+
+@dataclass
+class Outcome:
+    states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: incident id -> its snapshot after this batch
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: incident id -> the transitions it went through in this batch, in order
+    transitions: dict[str, list[tuple[str, datetime]]] = field(default_factory=dict)
+    late_for_rule: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def _time(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+class _Key:
+    """One (rule, key)'s state while a batch is applied; written back as a dict."""
+
+    def __init__(self, rule: Rule, key: str, state: dict[str, Any], out: Outcome) -> None:
+        self.rule, self.key, self.out = rule, key, out
+        self.state = dict(state)
+        self.applied = _time(self.state.get("t"))
+        self.phase: str = self.state.get("phase", "normal")
+        self.since = _time(self.state.get("since"))
+        self.clear_since = _time(self.state.get("clear_since"))
+        self.held: bool = bool(self.state.get("held", False))
+        self.incident: dict[str, Any] | None = self.state.get("inc")
+        self.last: dict[str, Any] | None = self.state.get("last")
+
+    # -- incidents -----------------------------------------------------------------------------
+    def _record(self, incident: dict[str, Any], transition: str, at: datetime) -> None:
+        incident["version"] = int(incident.get("version", 0)) + 1
+        self.out.incidents[incident["id"]] = incident
+        self.out.transitions.setdefault(incident["id"], []).append((transition, at))
+
+    def open(
+        self, obs: Observation, value: float | None, extra: dict[str, Any] | None = None
+    ) -> None:
+        rule = self.rule
+        opened = obs.time
+        flapping, flap_count, previous = False, 0, None
+        if self.last is not None:
+            previous = self.last["id"]
+            flap_count = int(self.last.get("flap_count", 0))
+            resolved = _time(self.last.get("resolved_at"))
+            if resolved is not None and opened - resolved <= rule.flap_window:
+                flapping, flap_count = True, flap_count + 1
+        self.incident = {
+            "id": incident_id(rule.id, self.key, opened), "rule": rule.id, "key": self.key,
+            "zone": obs.zone_id, "entity": obs.entity_id, "state": "open",
+            "opened_at": _iso(opened), "last_seen": _iso(opened), "resolved_at": None,
+            "count": 1, "value": value, "peak": value, "previous": previous,
+            "flapping": flapping, "flap_count": flap_count, "version": 0,
+            "entities": [obs.entity_id], "values": dict(extra or {}),
+        }  # fmt: skip
+        self._record(self.incident, "opened", opened)
+
+    def repeat(
+        self, obs: Observation, value: float | None, extra: dict[str, Any] | None = None
+    ) -> None:
+        incident = self.incident
+        assert incident is not None
+        incident["count"] += 1
+        incident["last_seen"] = _iso(obs.time)
+        if value is not None:
+            incident["value"] = value
+            peak = incident.get("peak")
+            higher = getattr(self.rule, "direction", "above") != "below"
+            if peak is None or (value > peak if higher else value < peak):
+                incident["peak"] = value
+        if obs.entity_id not in incident["entities"] and len(incident["entities"]) < 100:
+            incident["entities"].append(obs.entity_id)
+        if extra:
+            incident["values"].update(extra)
+        self._record(incident, "updated", obs.time)
+
+    def resolve(self, at: datetime) -> None:
+        incident = self.incident
+        assert incident is not None
+        incident["state"] = "resolved"
+        incident["resolved_at"] = _iso(at)
+        self._record(incident, "resolved", at)
+        self.last = {
+            "id": incident["id"],
+            "resolved_at": _iso(at),
+            "flap_count": incident["flap_count"],
+        }
+        self.incident = None
+
+    # -- the common raise/clear machine ----------------------------------------------------------
+    def step(self, obs: Observation, breach: bool, clear: bool, value: float | None,
+             hold_for: timedelta = timedelta(0), extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """One observation of a rule with a raise condition (`breach`), a clear condition
+        (`clear`; neither = the hysteresis band), a minimum duration and a quiet period."""
+        t = obs.time
+        if breach:
+            self.clear_since = None
+            if self.phase == "firing":
+                if self.incident is not None:
+                    self.repeat(obs, value, extra)
+                return
+            if self.phase != "pending":
+                self.phase, self.since = "pending", t
+            assert self.since is not None
+            if t - self.since >= hold_for:
+                self.phase = "firing"
+                if not self.held:
+                    self.open(obs, value, extra)
+            return
+        if self.phase == "pending" and not breach:
+            self.phase, self.since = "normal", None  # the minimum duration starts again
+            return
+        if self.phase != "firing":
+            return
+        if not clear:
+            self.clear_since = None  # in the band: neither raised nor cleared
+            return
+        if self.clear_since is None:
+            self.clear_since = t
+        if t - self.clear_since >= self.rule.quiet:
+            if self.incident is not None:
+                self.resolve(t)
+            self.phase, self.since, self.clear_since, self.held = "normal", None, None, False
+
+    def save(self) -> dict[str, Any]:
+        self.state.update(
+            t=None if self.applied is None else _iso(self.applied), phase=self.phase,
+            since=None if self.since is None else _iso(self.since),
+            clear_since=None if self.clear_since is None else _iso(self.clear_since),
+            held=self.held, inc=self.incident, last=self.last,
+        )  # fmt: skip
+        return self.state
+
+
+def _threshold(k: _Key, rule: Threshold, obs: Observation) -> None:
+    value = obs.values[rule.metric]
+    k.step(obs, rule.breaches(value), rule.clears(value), value, rule.for_, {rule.metric: value})
+
+
+def _rate(k: _Key, rule: RateOfChange, obs: Observation) -> None:
+    value = obs.values[rule.metric]
+    horizon = obs.time - rule.window
+    points = [p for p in k.state.get("points", []) if p[0] >= _iso(horizon)]
+    points.append([_iso(obs.time), value])
+    k.state["points"] = points[-500:]
+    change = (
+        value - min(p[1] for p in points) if rule.change > 0 else value - max(p[1] for p in points)
+    )
+    rising = rule.change > 0
+    breach = change >= rule.change if rising else change <= rule.change
+    clear = change < rule.clear_level if rising else change > rule.clear_level
+    k.step(obs, breach, clear, round(change, 6), extra={"change": round(change, 6)})
+
+
+def _geofence(k: _Key, rule: Geofence, obs: Observation) -> None:
+    inside = obs.zone_id in rule.zones
+    breach = inside if rule.when == "inside" else not inside
+    k.step(obs, breach, not breach, None, extra={"zone": obs.zone_id})
+
+
+def _holds(condition: Condition, obs: Observation) -> bool:
+    if not matches(condition, obs):
+        return False
+    if condition.metric is None:
+        return True
+    value = obs.values.get(condition.metric)
+    if value is None or condition.value is None:
+        return False
+    return {
+        ">": value > condition.value, ">=": value >= condition.value,
+        "<": value < condition.value, "<=": value <= condition.value,
+        "==": value == condition.value,
+    }[condition.op or "=="]  # fmt: skip
+
+
+def _correlation(k: _Key, rule: Correlation, obs: Observation) -> None:
+    hits: dict[str, str] = dict(k.state.get("hits", {}))
+    for index, condition in enumerate(rule.conditions):
+        if _holds(condition, obs):
+            hits[str(index)] = _iso(obs.time)
+    k.state["hits"] = hits
+    start = _iso(obs.time - rule.window)
+    all_hold = all(hits.get(str(i), "") >= start for i in range(len(rule.conditions)))
+    k.step(obs, all_hold, not all_hold, None, extra={"conditions_met": sorted(hits)})
+
+
+def _silence_seen(k: _Key, rule: Silence, obs: Observation) -> None:
+    """An event from the key: it is alive; an open silence incident resolves at once."""
+    k.state["source"] = obs.source
+    if k.incident is not None:
+        k.resolve(obs.time)
+    k.phase, k.held = "normal", False
+
+
+def apply(
+    ruleset: RuleSet,
+    plan: Mapping[tuple[str, str], Sequence[Observation]],
+    states: Mapping[tuple[str, str], dict[str, Any]],
+) -> Outcome:
+    out = Outcome()
+    for (rule_id, key), observations in plan.items():
+        rule = ruleset.by_id(rule_id)
+        k = _Key(rule, key, states.get((rule_id, key), {}), out)
+        for obs in observations:
+            if k.applied is not None and obs.time < k.applied:
+                out.late_for_rule[rule_id] += 1
+                continue
+            k.applied = obs.time
+            if isinstance(rule, Threshold):
+                _threshold(k, rule, obs)
+            elif isinstance(rule, RateOfChange):
+                _rate(k, rule, obs)
+            elif isinstance(rule, Geofence):
+                _geofence(k, rule, obs)
+            elif isinstance(rule, Correlation):
+                _correlation(k, rule, obs)
+            elif isinstance(rule, Silence):
+                _silence_seen(k, rule, obs)
+        out.states[rule_id, key] = k.save()
+    return out
+
+
+def check_silence(
+    rule: Silence,
+    states: Mapping[str, dict[str, Any]],
+    watermarks: Mapping[str, datetime],
+    out: Outcome,
+) -> None:
+    """The silence rule's timer: a key whose last event is `after` older than its source's
+    watermark (the newest event time stored from that source; for source keys, the newest of
+    all) opens an incident dated last event + after. Deterministic in event time."""
+    newest = max(watermarks.values(), default=None)
+    for key, state in states.items():
+        k = _Key(rule, key, state, out)
+        if k.applied is None or k.incident is not None or k.held:
+            continue
+        reference = newest if rule.key == "source" else watermarks.get(state.get("source", ""))
+        if reference is None or reference - k.applied < rule.after:
+            continue
+        at = k.applied + rule.after
+        obs = Observation(at, rule.domain, rule.event_type or "", state.get("source", ""),
+                          key if rule.key == "entity" else "", state.get("zone"), {})  # fmt: skip
+        k.phase = "firing"
+        k.open(obs, None, {"silent_since": _iso(k.applied)})
+        out.states[rule.id, key] = k.save()
+
+
+def describe(
+    rule: Rule, incident: Mapping[str, Any], zone_name: str | None = None
+) -> tuple[str, str]:
+    """The incident's description in Vietnamese and English, from the rule's templates."""
+    values = _Safe(
+        zone=zone_name or incident.get("zone") or "-", entity=incident.get("entity") or "-",
+        value=_num(incident.get("value")), peak=_num(incident.get("peak")),
+        count=incident.get("count"), metric=getattr(rule, "metric", "") or "",
+        raise_at=_num(getattr(rule, "raise_at", None)), clear_at=_num(getattr(rule, "clear_at", None)),
+    )  # fmt: skip
+    return rule.description.vi.format_map(values), rule.description.en.format_map(values)
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
+
+
+class _Safe(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
