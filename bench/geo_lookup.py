@@ -1,9 +1,12 @@
 """Point -> zone lookups per second: the STRtree batch lookup against a naive loop over polygons.
 
     .venv/bin/python bench/geo_lookup.py [--points 10000] [--zones 200] [--seed 7]
+    .venv/bin/python bench/geo_lookup.py --zone-file shipped    # or a path to any zone file
 
-200 synthetic zones (Voronoi cells of random points in a 0.5 x 0.5 degree square), 10,000 random
-points (some outside). Prints both rates and their ratio.
+By default 200 synthetic zones (Voronoi cells of random points in a 0.5 x 0.5 degree square);
+with --zone-file, that file's zones (`shipped`: geo/data/daklak_communes_2025.geojson, Dak Lak's
+102 units). 10,000 random points in the zones' bounds, a little beyond (some outside). Prints
+both rates and their ratio.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPoint, box, mapping
 
-from geo.zones import ZoneIndex, load_zones
+from geo.zones import ZoneIndex, load_zones, reference_zone_file
 
 AREA = (108.0, 12.5, 108.5, 13.0)
 
@@ -52,11 +55,19 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000)
     parser.add_argument("--zones", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--zone-file", help="a GeoJSON zone file, or `shipped`")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    zones = load_zones(synthetic_zones(args.zones, rng))
-    lons = rng.uniform(AREA[0] - 0.0125, AREA[2] + 0.0125, args.points)
-    lats = rng.uniform(AREA[1] - 0.0125, AREA[3] + 0.0125, args.points)
+    if args.zone_file:
+        path = reference_zone_file() if args.zone_file == "shipped" else args.zone_file
+        zones = load_zones(path)
+        print(f"zone file {path}")
+    else:
+        zones = load_zones(synthetic_zones(args.zones, rng))
+    minx, miny, maxx, maxy = shapely.total_bounds([zone.geometry for zone in zones])
+    pad_x, pad_y = (maxx - minx) * 0.025, (maxy - miny) * 0.025
+    lons = rng.uniform(minx - pad_x, maxx + pad_x, args.points)
+    lats = rng.uniform(miny - pad_y, maxy + pad_y, args.points)
 
     index = ZoneIndex(zones)
     index.lookup(lons[:100], lats[:100])  # warm up
