@@ -20,8 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from localdev.accounting import group_lag
 from localdev.processes import ChildCommand
@@ -88,7 +90,7 @@ def wait_lag_drained(stack: Stack, timeout_s: float = 120) -> int:
     deadline = time.monotonic() + timeout_s
     lag = -1
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # a broker still loading its groups: ask again
+        with contextlib.suppress(KafkaError, OSError):  # a broker still loading: ask again
             lag = asyncio.run(group_lag(stack.settings, group, topics))
             if lag == 0:
                 return lag
@@ -133,9 +135,15 @@ def run_through_fault(stack: Stack, broker: LocalKafka, fault: Fault, seed: int)
     assert sum(manifest.sent.values()) == COUNT
     # the producer's retries neither dropped nor doubled a message
     assert messages_in_log(stack) == {d: manifest.sent.get(d, 0) for d in stack.registry.topics()}
-    pipeline_e2e.assert_accounted(stack, manifest, timeout_s=180)
-    assert wait_lag_drained(stack) == 0
+    # every message committed: each one below the offsets must be stored or dead-lettered
+    assert wait_lag_drained(stack, timeout_s=180) == 0
+    pipeline_e2e.assert_accounted(stack, manifest, timeout_s=60)
     assert worker.running(), worker.log_tail(40)
+    with psycopg.connect(stack.settings.db.conninfo("owner")) as conn:
+        assert conn.execute("SELECT count(*) - count(DISTINCT id) FROM events").fetchone() == (0,)
+    # the worker lived through the outage: its stats timer saw the broker go and come back
+    log = worker.log_path.read_text(errors="replace")
+    assert "stats.failing" in log and "stats.recovered" in log
 
 
 def stop_for_20_seconds(broker: LocalKafka, children: tuple[ChildCommand, ...]) -> None:
