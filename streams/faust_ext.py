@@ -11,6 +11,18 @@ the batch that holds it (`IngestStream.take_records`). An exception in the body,
 agent, a crashed app or a stopped worker leaves the batch unacked, so its offsets are never
 committed; Kafka delivers it again and the sink's natural key makes the second write a no-op.
 
+Ways out, and what each does (tests/e2e/test_nothing_lost.py):
+- an agent that leaves its loop other than by the app stopping (an exception out of its body,
+  a cancellation) crashes the worker: agents run under mode's CrashingSupervisor, so the
+  process exits non-zero and its supervisor (systemd, compose `restart:`) starts it again.
+  Faust's default restarts the agent in place, and the new agent goes on after the unacked
+  batch: offsets then stay behind it for good while lag grows, a worker silently stuck;
+- a crash of any other task (the consumer, the fetcher, a timer) crashes the app: the same;
+- a stop (SIGTERM) waits at most STOP_WAIT_S for the batches in flight
+  (`IngestConsumer.wait_empty`); a body still waiting then, e.g. for a database that is down,
+  is cancelled with its batch unacked;
+- in every case the batches whose bodies did not return stay unacked and uncommitted.
+
 Unreadable batches: a record batch that aiokafka cannot turn into records (its codec is not
 installed, its CRC does not match, its records do not parse) would raise out of the consumer
 on every fetch of that partition, for ever. The consumer thread reads fetches through
@@ -25,6 +37,7 @@ Why each piece exists, and the measurements behind the settings: docs/performanc
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 import zlib
@@ -45,10 +58,10 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, Message
 from faust.types.transports import TransportT
 from faust.types.tuples import ConsumerMessage
-from mode import Service, ServiceT
+from mode import CrashingSupervisor, Service, ServiceT
 from mode.utils.futures import maybe_async, notify
 
-from streams.kafka_io import UnreadableRange
+from streams.kafka_io import Record, UnreadableRange
 from streams.settings import Settings
 
 __all__ = [
@@ -85,6 +98,8 @@ def check_framework(installed: str | None = None, installed_aiokafka: str | None
             )
 
 
+#: Seconds a stopping app waits for the agents' batches in flight before it cancels them.
+STOP_WAIT_S = 10.0
 #: Events a stream takes from its buffer before it lets other tasks run (Faust: 1).
 STREAM_YIELD_EVERY = 100
 #: Faust's Cython stream iterator; None when the extension is not built (then Faust's own
@@ -401,6 +416,36 @@ class IngestConsumer(faust_aiokafka.Consumer):
                     else:
                         yield tp, to_message(tp, record)
 
+    async def wait_empty(self) -> None:
+        """Faust's (transport/consumer.py, 0.15.3) with one change: while the app stops, it
+        waits at most `IngestApp.stop_wait_s`, then commits what was acked and returns. Faust
+        waits until every event in flight is acked, so SIGTERM while a body retried a database
+        that was down never finished (until SIGKILL). A rebalance still waits as in Faust.
+        (Cancelling Faust's loop from outside does not work: `_wait_for_ack` swallows the
+        cancellation.)"""
+        app = self.app
+        deadline = time.monotonic() + cast(IngestApp, app).stop_wait_s if app.should_stop else None
+        wait_count = 0
+        while not self.should_stop and self._unacked_messages:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.log.warning(
+                    "Stopping with %d events in flight: they are not committed and will be "
+                    "read again",
+                    len(self._unacked_messages),
+                )
+                break
+            wait_count += 1
+            if not wait_count % 10:
+                remaining = [(m.refcount, m) for m in self._unacked_messages]
+                self.log.warning("wait_empty: Waiting for tasks %r", remaining)
+            gc.collect()
+            await self.commit()
+            if not self._unacked_messages:
+                break
+            await self._wait_for_ack(timeout=1)
+            self._clean_unacked_messages()
+        await self.commit_and_end_transactions()
+
     async def _deliver(self, tp: TP, message: Message) -> None:
         # Faust's `_deliver` (consumer.py, 0.15.3), plus RecordChunks. Faust delivers a message
         # only if its offset is at or past the read offset (after a seek: the committed offset,
@@ -496,15 +541,24 @@ if _CStreamIterator is not None:
             return event, event.value, sensor_state
 
 
+def record_of(message: Message) -> Record:
+    """A Faust Message as the record the pipeline reads (aiokafka's attributes and units)."""
+    return Record(
+        message.topic, message.partition, message.offset, message.key, message.value,
+        tuple(message.headers or ()), round(message.timestamp * 1000),
+    )  # fmt: skip
+
+
 class IngestStream(faust.Stream):
     """faust.Stream iterating with IngestStreamIterator (when Faust's Cython extension is
     built; `_c_aiter` is Faust's, with only the iterator class changed), plus `take_records`."""
 
     @_tracks_buffer_agen
     async def take_records(self, max_records: int, within: float) -> AsyncIterator[list[Any]]:
-        """Faust's `take(max_, within)` (faust/streams.py, 0.15.3), changed in two ways:
-        it counts RECORDS (a RecordChunk adds its records, any other message is one record), and
-        it acks a batch's events only when the loop body returns normally to `async for`.
+        """Faust's `take(max_, within)` (faust/streams.py, 0.15.3), changed in three ways:
+        it counts RECORDS (a RecordChunk adds its records, any other message is one record),
+        it acks a batch's events only when the loop body returns normally to `async for`, and
+        it leaves the stream's own acks off when it ends.
 
         Faust's take() acks in a `finally`, so an exception leaving the body, or the generator
         being closed (agent cancelled, app crashed, worker stopped), also acked a batch that was
@@ -519,7 +573,6 @@ class IngestStream(faust.Stream):
         buffer_full = asyncio.Event()
         buffer_consumed = asyncio.Event()
         buffer_consuming: asyncio.Future[None] | None = None
-        stream_enable_acks: bool = self.enable_acks
         channel_it = aiter(self.channel)
 
         async def add_to_buffer(value: Any) -> Any:
@@ -536,8 +589,8 @@ class IngestStream(faust.Stream):
                 message = event.message
                 if type(message) is RecordChunk:
                     records.extend(message.records)
-                else:
-                    records.append(message)
+                else:  # a Faust Message: its timestamp is in seconds, a record's in ms
+                    records.append(record_of(message))
                 events.append(event)
                 if len(records) >= max_records:
                     buffer_full.set()
@@ -572,7 +625,9 @@ class IngestStream(faust.Stream):
                         buffer_full.clear()
                         buffer_consumed.set()
         finally:
-            self.enable_acks = stream_enable_acks
+            # The stream's own acks stay off: Faust's take() turns them back on here, and the
+            # stream's drainer then acks every event it still takes from the channel, events
+            # that no body saw (after an agent crashed, until the worker stopped).
             self._processors.remove(add_to_buffer)
 
     async def _c_aiter(self) -> AsyncIterator[Any]:  # type: ignore[override]
@@ -615,6 +670,8 @@ class IngestApp(faust.App):
     chunked_topics: frozenset[str] = frozenset()
     #: Records per RecordChunk at most.
     chunk_max_records: int = 5000
+    #: Read by `IngestConsumer.wait_empty`.
+    stop_wait_s: float = STOP_WAIT_S
 
     def chunk_topics(self, *names: str) -> None:
         """Deliver these topics' records as RecordChunks (iterate with `take_records`)."""
@@ -688,6 +745,7 @@ def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
         broker_session_timeout=conf.session_timeout_s,
         broker_heartbeat_interval=min(3.0, conf.session_timeout_s / 3),
         cython_optimizations=conf.cython_optimizations,
+        agent_supervisor=CrashingSupervisor,  # an agent that dies takes the worker down
         Stream=IngestStream,
         web_enabled=conf.web_enabled,
         web_port=conf.web_port,
