@@ -9,6 +9,8 @@ IOC := $(BIN)/ioc
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PGLITE := deploy/local/pglite
 PGLITE_STAMP := $(PGLITE)/node_modules/.installed-$(shell cat $(PGLITE)/package-lock.json | sha256sum | cut -c1-12)
+ASYNCAPI := deploy/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed-$(shell cat $(ASYNCAPI)/package-lock.json | sha256sum | cut -c1-12)
 
 .PHONY: demo test lint format up down status install install-test clean-local
 
@@ -24,9 +26,15 @@ $(PGLITE_STAMP): $(PGLITE)/package-lock.json
 	cd $(PGLITE) && npm ci --legacy-peer-deps --no-audit --no-fund --loglevel=error
 	@rm -f $(PGLITE)/node_modules/.installed-* && touch $(PGLITE_STAMP)
 
+# The official AsyncAPI parser and Modelina, which check the exported asyncapi.yaml.
+$(ASYNCAPI_STAMP): $(ASYNCAPI)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (install Node.js 20)"; exit 1; }
+	cd $(ASYNCAPI) && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(ASYNCAPI)/node_modules/.installed-* && touch $(ASYNCAPI_STAMP)
+
 install: $(STAMP)
 
-install-test: $(STAMP) $(PGLITE_STAMP)
+install-test: $(STAMP) $(PGLITE_STAMP) $(ASYNCAPI_STAMP)
 
 up: install
 	$(IOC) dev up

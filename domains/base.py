@@ -97,7 +97,6 @@ class DomainEvent(BaseModel):
         frozen=True,
         strict=True,
         str_max_length=STR_MAX_LENGTH,
-        json_schema_extra={"anyOf": [{"required": ["location"]}, {"required": ["zone_id"]}]},
     )
 
     spec: ClassVar[EventSpec]
