@@ -35,6 +35,7 @@ $(ASYNCAPI_STAMP): $(ASYNCAPI)/package-lock.json
 install: $(STAMP)
 
 install-test: $(STAMP) $(PGLITE_STAMP) $(ASYNCAPI_STAMP)
+	@bash deploy/local/install-kcat.sh  # kcat: librdkafka's producer, for the codec tests
 
 up: install
 	$(IOC) dev up
