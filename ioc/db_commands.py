@@ -95,20 +95,24 @@ def maintain_command(
         console.print(f"jobs run: {', '.join(report.jobs_run)}", highlight=False)
 
 
-@db_app.command("rezone")
+REZONE_HELP = (
+    "Place stored rows in the zones of the current zone file (IOC_GEO__ZONE_FILE).\n\n"
+    "Each event gets the zone the pipeline would give it now: the producer's zone_id if the file"
+    " has it, else the zone of its coordinates (NULL outside every zone); its measurements"
+    " follow.\n\n"
+    "Rows WITHOUT coordinates keep their zone if the file still has it, and are set to NULL"
+    " (counted as cleared) if it does not.\n\n"
+    "The zones table becomes the file's zones (zones no longer in the file are deleted) and the"
+    " aggregates are refreshed; aggregate rows older than the raw rows keep their old zone ids"
+    " (counted as stale). Batches commit on their own: safe to interrupt and run again."
+)
+
+
+@db_app.command("rezone", help=REZONE_HELP)
 def rezone_command(
     ctx: typer.Context,
     batch_size: Annotated[int, typer.Option(min=100, help="Events per transaction.")] = 5000,
 ) -> None:
-    """Place stored rows in the zones of the current zone file (IOC_GEO__ZONE_FILE).
-
-    Each event gets the zone the pipeline would give it now: the producer's zone_id if the file
-    has it, else the zone of its coordinates (NULL outside every zone); its measurements follow.
-    Rows WITHOUT coordinates keep their zone if the file still has it, and are set to NULL
-    (counted as cleared) if it does not. The zones table becomes the file's zones (zones no longer
-    in the file are deleted) and the aggregates are refreshed; aggregate rows older than the raw
-    rows keep their old zone ids (counted as stale). Safe to run again.
-    """
     settings = settings_from(ctx)
     try:
         index = ZoneIndex.from_file(settings.geo.zone_file)
