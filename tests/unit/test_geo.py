@@ -156,3 +156,22 @@ def test_any_city_file_loads_from_disk(tmp_path: Path) -> None:
     path.write_text(json.dumps(collection(square("north", 10, 11), square("south", 10, 10))))
     index = ZoneIndex.from_file(path)
     assert index.lookup([10.5, 10.5], [11.5, 10.5]) == ["north", "south"]
+
+
+def test_the_build_script_refuses_overlaps_missing_units_and_a_wrong_outline() -> None:
+    from shapely.geometry import box
+
+    from geo.tools.build_zones import SourceError, ascii_name, check_coverage
+
+    squares = [box(x, y, x + 1, y + 1) for x in range(17) for y in range(6)]  # 102 units
+    codes = [f"{24000 + n}" for n in range(102)]
+    province = box(0, 0, 17, 6)
+    assert check_coverage(codes, squares, province, "grid")["symmetric_difference"] == 0
+    with pytest.raises(SourceError, match="101 units, expected 102"):
+        check_coverage(codes[1:], squares[1:], province, "grid")
+    shifted = [box(0.5, 0, 1.5, 1), *squares[1:]]
+    with pytest.raises(SourceError, match="units 24000 and 24006 overlap"):
+        check_coverage(codes, shifted, province, "grid")
+    with pytest.raises(SourceError, match="differs from the province"):
+        check_coverage(codes, squares, box(0, 0, 17, 7), "grid")
+    assert ascii_name("Đắk Lắk") == "Dak Lak" and ascii_name("Ea H'Leo") == "Ea H'Leo"
