@@ -1,8 +1,9 @@
 """A record batch the consumer cannot read, against the real broker, with the worker's Faust app
-machinery (create_app, RecordChunks, take_records): a batch whose codec is missing and a batch
-corrupted on the broker's disk each come out as ONE UnreadableRange of exactly that batch's
-offsets, in order between the readable records; the partition goes on after it, the other
-partition is not held up, and the committed offsets cover the range once the body returned."""
+machinery (create_app, RecordChunks, take_records): a batch whose codec is missing comes out as
+ONE UnreadableRange of exactly that batch's offsets, in order between the readable records; the
+partition goes on after it, the other partition is not held up, and the committed offsets cover
+the range once the body returned. A batch corrupted on the broker's disk, through a real worker
+down to its dead letter: tests/e2e/test_codecs_and_poison.py."""
 
 from __future__ import annotations
 
@@ -15,17 +16,11 @@ import aiokafka.codec
 import pytest
 from aiokafka import ConsumerRecord
 
-from localdev.runtime import LocalKafka
 from localdev.smoke import ensure_topic
 from streams.faust_ext import create_app
 from streams.kafka_io import UnreadableRange
 from streams.settings import Settings
-from tests.support.kafka_batches import (
-    committed_offsets,
-    flip_byte,
-    produce_batch,
-    segment_files,
-)
+from tests.support.kafka_batches import committed_offsets, produce_batch
 
 pytestmark = pytest.mark.integration
 
@@ -97,38 +92,5 @@ async def test_a_batch_whose_codec_is_missing_is_one_range_and_the_partition_goe
     assert "snappy" in unreadable.error
     assert [r.value for r in first[6:]] == values("c", 5)
     assert all(isinstance(r, ConsumerRecord) for r in first[6:])
-    assert [r.value for r in by_partition(seen, 1)] == values("d", 10)
-    assert offsets == {(topic, 0): 15, (topic, 1): 10}
-
-
-async def test_a_batch_corrupted_on_the_brokers_disk_is_one_range_and_the_partition_goes_on(
-    kafka_bootstrap: str, settings: Settings
-) -> None:
-    run = uuid.uuid4().hex[:8]
-    topic, group = f"test.corrupt.{run}", f"test-corrupt-{run}"
-    marker = f"corrupt-me-{run}".encode()
-    await ensure_topic(kafka_bootstrap, topic, 2)
-    await produce_batch(kafka_bootstrap, topic, 0, values("a", 4))
-    middle = [*values("b", 2), marker, *values("b2", 3)]
-    assert await produce_batch(kafka_bootstrap, topic, 0, middle) == [4, 5, 6, 7, 8, 9]
-    await produce_batch(kafka_bootstrap, topic, 0, values("c", 5), compression="gzip")
-    await produce_batch(kafka_bootstrap, topic, 1, values("d", 10))
-
-    kafka = LocalKafka(settings)
-    await asyncio.to_thread(kafka.stop)  # a clean shutdown: no log recovery at start
-    try:
-        (segment,) = segment_files(kafka.data, topic, 0)
-        flip_byte(segment, marker)
-    finally:
-        await asyncio.to_thread(kafka.start)
-
-    seen, offsets = await read_all(settings, topic, group, {0: 15, 1: 10})
-    first = by_partition(seen, 0)
-    assert [r.value for r in first[:4]] == values("a", 4)
-    unreadable = first[4]
-    assert type(unreadable) is UnreadableRange
-    assert (unreadable.offset, unreadable.last_offset) == (4, 9)
-    assert unreadable.error_class == "CorruptRecordException"
-    assert [r.value for r in first[5:]] == values("c", 5)
     assert [r.value for r in by_partition(seen, 1)] == values("d", 10)
     assert offsets == {(topic, 0): 15, (topic, 1): 10}
