@@ -98,9 +98,6 @@ def wait_lag_drained(stack: Stack, timeout_s: float = 120) -> int:
     return lag
 
 
-Fault = Callable[[LocalKafka, tuple[ChildCommand, ...]], None]
-
-
 def messages_in_log(stack: Stack) -> dict[str, int]:
     """Messages in each domain's topic (end minus beginning offsets, every partition)."""
 
@@ -121,6 +118,10 @@ def messages_in_log(stack: Stack) -> dict[str, int]:
             await consumer.stop()
 
     return asyncio.run(count())
+
+
+#: Does something to the broker while the worker and the simulator (the children) run.
+Fault = Callable[[LocalKafka, tuple[ChildCommand, ...]], None]
 
 
 def run_through_fault(stack: Stack, broker: LocalKafka, fault: Fault, seed: int) -> None:
