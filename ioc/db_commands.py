@@ -104,7 +104,8 @@ REZONE_HELP = (
     " (counted as cleared) if it does not.\n\n"
     "The zones table becomes the file's zones (zones no longer in the file are deleted) and the"
     " aggregates are refreshed; aggregate rows older than the raw rows keep their old zone ids"
-    " (counted as stale). Batches commit on their own: safe to interrupt and run again."
+    " (counted as stale). Incidents keep the zone they were opened in; open ones in zones the file"
+    " no longer has are counted. Batches commit on their own: safe to interrupt and run again."
 )
 
 
@@ -152,6 +153,7 @@ def rezone_command(
         "zones upserted": report.zones_upserted,
         "zones removed": len(report.zones_removed),
         "aggregate rows older than the raw rows, old zone kept": report.stale_aggregate_rows,
+        "open incidents in zones no longer in the file": report.open_incidents_in_old_zones,
     }
     for label, value in lines.items():
         console.print(f"{label}: {value:,}", highlight=False)

@@ -17,6 +17,9 @@ cleared or copied from their measurement, the `zones` table is replaced by the f
 the aggregates are refreshed over the changed time ranges (maintenance's own refresh).
 Aggregate buckets older than the raw rows (raw retention) cannot be recomputed: their rows keep
 their old zone ids and are counted in `stale_aggregate_rows`.
+Incidents, their history and the rules' state are not touched: an incident keeps the zone it was
+opened in (it is a record of what was seen); open ones in zones the file no longer has are counted
+in `open_incidents_in_old_zones` for the duty officers to resolve.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class RezoneReport:
     zones_removed: list[str] = field(default_factory=list)
     refreshed: dict[str, tuple[int, int]] = field(default_factory=dict)
     stale_aggregate_rows: int = 0  # aggregate rows older than the raw rows, unknown zone kept
+    open_incidents_in_old_zones: int = 0
 
 
 SELECT_FIRST = (
@@ -86,10 +90,14 @@ WHERE m.time >= %s AND m.time <= %s
   AND m.time = u.time AND m.domain = u.domain AND m.entity_id = u.entity_id
   AND m.zone_id IS DISTINCT FROM u.zone_id
 """
-CLEAR_MEASUREMENTS = (
-    "UPDATE measurements SET zone_id = NULL"
-    " WHERE time >= %s AND time < %s AND zone_id IS NOT NULL AND NOT zone_id = ANY(%s)"
+CLEAR_MEASUREMENTS = """
+WITH cleared AS (
+  UPDATE measurements SET zone_id = NULL
+  WHERE time >= %s AND time < %s AND zone_id IS NOT NULL AND NOT zone_id = ANY(%s)
+  RETURNING time
 )
+SELECT count(*), min(time), max(time) FROM cleared
+"""
 SYNC_LATEST = """
 UPDATE latest_values l SET zone_id = m.zone_id
 FROM measurements m
@@ -126,7 +134,7 @@ def rezone(
     conn.autocommit = True
     try:
         ranges = _rezone_events(conn, known, lookup, batch_size, report, progress)
-        _clear_orphans(conn, known, report)
+        _clear_orphans(conn, known, report, ranges)
         with conn.transaction():
             report.latest_values_changed = conn.execute(SYNC_LATEST).rowcount
             report.latest_values_changed += conn.execute(CLEAR_LATEST, (list(known),)).rowcount
@@ -141,6 +149,13 @@ def rezone(
                 (list(known),),
             ).fetchone()
             report.stale_aggregate_rows += int(row[0]) if row else 0
+        if _exists(conn, "incidents"):
+            row = conn.execute(
+                "SELECT count(*) FROM incidents WHERE state <> 'resolved'"
+                " AND zone_id IS NOT NULL AND NOT zone_id = ANY(%s)",
+                (list(known),),
+            ).fetchone()
+            report.open_incidents_in_old_zones = int(row[0]) if row else 0
     finally:
         conn.autocommit = autocommit
     log.info("db.rezoned", **{k: v for k, v in vars(report).items() if k != "refreshed"})
@@ -200,17 +215,23 @@ def _rezone_events(
 
 
 def _clear_orphans(
-    conn: psycopg.Connection[Any], known: frozenset[str], report: RezoneReport
+    conn: psycopg.Connection[Any],
+    known: frozenset[str],
+    report: RezoneReport,
+    ranges: list[tuple[datetime, datetime]],
 ) -> None:
-    """Measurements whose event is gone and whose zone the file lacks: NULL, a day at a time."""
+    """Measurements whose event is gone and whose zone the file lacks: NULL, a day at a time;
+    the time ranges they cover join `ranges`."""
     row = conn.execute("SELECT min(time), max(time) FROM measurements").fetchone()
     if row is None or row[0] is None:
         return
     low, high = row
     day = timedelta(days=1)
     while low <= high:
-        cur = conn.execute(CLEAR_MEASUREMENTS, (low, low + day, list(known)))
-        report.measurements_cleared += cur.rowcount
+        cleared = conn.execute(CLEAR_MEASUREMENTS, (low, low + day, list(known))).fetchone()
+        if cleared and cleared[0]:
+            report.measurements_cleared += cleared[0]
+            ranges.append((cleared[1], cleared[2]))
         low += day
 
 
@@ -225,3 +246,8 @@ def _replace_zones(
             "DELETE FROM zones WHERE NOT id = ANY(%s) RETURNING id", ([z.id for z in zones],)
         ).fetchall()
         report.zones_removed = sorted(r[0] for r in removed)
+
+
+def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+    return bool(row and row[0])
