@@ -101,7 +101,8 @@ SELECT count(*), min(time), max(time) FROM cleared
 SYNC_LATEST = """
 UPDATE latest_values l SET zone_id = m.zone_id
 FROM measurements m
-WHERE m.time = l.time AND m.entity_id = l.entity_id AND m.metric = l.metric
+WHERE l.time >= %(low)s AND l.time <= %(high)s AND m.time >= %(low)s AND m.time <= %(high)s
+  AND m.time = l.time AND m.entity_id = l.entity_id AND m.metric = l.metric
   AND l.zone_id IS DISTINCT FROM m.zone_id
 """
 CLEAR_LATEST = (
@@ -135,8 +136,11 @@ def rezone(
     try:
         ranges = _rezone_events(conn, known, lookup, batch_size, report, progress)
         _clear_orphans(conn, known, report, ranges)
+        ranges = _merge(ranges)
         with conn.transaction():
-            report.latest_values_changed = conn.execute(SYNC_LATEST).rowcount
+            for low, high in ranges:  # only there did measurements change
+                cur = conn.execute(SYNC_LATEST, {"low": low, "high": high})
+                report.latest_values_changed += cur.rowcount
             report.latest_values_changed += conn.execute(CLEAR_LATEST, (list(known),)).rowcount
         _replace_zones(conn, zones, report)
         refreshed = maintain(conn, flavour, storage, refresh_ranges=ranges, retention=False)
@@ -246,6 +250,17 @@ def _replace_zones(
             "DELETE FROM zones WHERE NOT id = ANY(%s) RETURNING id", ([z.id for z in zones],)
         ).fetchall()
         report.zones_removed = sorted(r[0] for r in removed)
+
+
+def _merge(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Ranges less than an hour apart (consecutive batches) merged: fewer statements."""
+    merged: list[tuple[datetime, datetime]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + timedelta(hours=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 def _exists(conn: psycopg.Connection[Any], table: str) -> bool:
