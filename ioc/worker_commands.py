@@ -41,6 +41,7 @@ def worker_command(
 
     Start several, on one machine or many: they form one consumer group and share the partitions.
     """
+    from rules import RuleError
     from streams.faust_ext import FrameworkVersionError, run_worker
     from streams.worker import build
 
@@ -56,6 +57,8 @@ def worker_command(
         app, _pipeline = build(settings)
     except FrameworkVersionError as exc:
         raise fail(str(exc), code=2) from None
+    except RuleError as exc:
+        raise fail("invalid rules:\n  " + "\n  ".join(exc.problems), code=2) from None
     tune_gc()
     run_worker(app, loglevel=loglevel)
 

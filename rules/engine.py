@@ -146,10 +146,12 @@ class _Key:
         self.held: bool = bool(self.state.get("held", False))
         self.incident: dict[str, Any] | None = self.state.get("inc")
         self.last: dict[str, Any] | None = self.state.get("last")
+        self.touched: list[str] = []
 
     # -- incidents -----------------------------------------------------------------------------
     def _record(self, incident: dict[str, Any], transition: str, at: datetime) -> None:
         incident["version"] = int(incident.get("version", 0)) + 1
+        self.touched.append(incident["id"])
         self.out.incidents[incident["id"]] = incident
         self.out.transitions.setdefault(incident["id"], []).append((transition, at))
 
@@ -312,6 +314,12 @@ def _silence_seen(k: _Key, rule: Silence, obs: Observation) -> None:
     k.phase, k.held = "normal", False
 
 
+_STEP: dict[type, Any] = {
+    Threshold: _threshold, RateOfChange: _rate, Geofence: _geofence,
+    Correlation: _correlation, Silence: _silence_seen,
+}  # fmt: skip
+
+
 def apply(
     ruleset: RuleSet,
     plan: Mapping[tuple[str, str], Sequence[Observation]],
@@ -321,21 +329,19 @@ def apply(
     for (rule_id, key), observations in plan.items():
         rule = ruleset.by_id(rule_id)
         k = _Key(rule, key, states.get((rule_id, key), {}), out)
-        for obs in observations:
-            if k.applied is not None and obs.time < k.applied:
-                out.late_for_rule[rule_id] += 1
-                continue
-            k.applied = obs.time
-            if isinstance(rule, Threshold):
-                _threshold(k, rule, obs)
-            elif isinstance(rule, RateOfChange):
-                _rate(k, rule, obs)
-            elif isinstance(rule, Geofence):
-                _geofence(k, rule, obs)
-            elif isinstance(rule, Correlation):
-                _correlation(k, rule, obs)
-            elif isinstance(rule, Silence):
-                _silence_seen(k, rule, obs)
+        try:
+            for obs in observations:
+                if k.applied is not None and obs.time < k.applied:
+                    out.late_for_rule[rule_id] += 1
+                    continue
+                k.applied = obs.time
+                _STEP[type(rule)](k, rule, obs)
+        except Exception:  # a bug in one rule: its key keeps its state, the batch goes on
+            for incident_id in k.touched:  # an incident belongs to one (rule, key)
+                out.incidents.pop(incident_id, None)
+                out.transitions.pop(incident_id, None)
+            out.errors[rule_id] += 1
+            continue
         out.states[rule_id, key] = k.save()
     return out
 

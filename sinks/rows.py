@@ -123,6 +123,13 @@ class Batch:
         self.events.append(event)
         self.ends.append(len(self.measurements))
 
+    def extend(self, other: Batch) -> None:
+        """Append the events of `other`, each with its measurements."""
+        offset = len(self.measurements)
+        self.events += other.events
+        self.measurements += other.measurements
+        self.ends += [end + offset for end in other.ends]
+
     def spans(self) -> Iterator[tuple[EventRow, list[MeasurementRow]]]:
         """Each event with its measurement rows."""
         start, measurements = 0, self.measurements

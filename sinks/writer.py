@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -65,6 +65,8 @@ _KEY = attrgetter("time", "source", "id")  # an event's natural key
 _TZINFO = attrgetter("time.tzinfo")
 
 Method = Literal["copy", "unnest"]
+#: Called inside the write's transaction with the newly stored events (see EventSink.write).
+AfterInsert = Callable[[psycopg.AsyncConnection[Any], Batch], Awaitable[Any]]
 
 STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS ioc_stage_events ("
@@ -135,6 +137,11 @@ class WriteResult:
     # what the aggregates must refresh, late rows included.
     time_range: tuple[datetime, datetime] | None = None
     seconds: float = 0.0
+    #: The newly stored events with their measurements (what `after_insert` was given).
+    stored: Batch = field(default_factory=lambda: Batch())
+    #: What `after_insert` returned, or None when it failed (then the events still committed).
+    after: Any = None
+    after_failed: bool = False
 
     @property
     def events_new(self) -> int:
@@ -248,9 +255,19 @@ class EventSink:
 
     # -- writing -------------------------------------------------------------------------------
     async def write(
-        self, batch: Batch | Iterable[tuple[EventRow, Sequence[MeasurementRow]] | EventRow]
+        self,
+        batch: Batch | Iterable[tuple[EventRow, Sequence[MeasurementRow]] | EventRow],
+        *,
+        after_insert: AfterInsert | None = None,
     ) -> WriteResult:
-        """Write `batch` in one transaction; see the module doc."""
+        """Write `batch` in one transaction; see the module doc.
+
+        `after_insert(conn, stored)` runs in the same transaction once the new events are known
+        (`stored`: only the newly stored ones, duplicates excluded), before the commit: what it
+        writes commits with the events or not at all. A transient error in it is the write's
+        (Backpressure: nothing commits); any other rolls back only its own work (a savepoint),
+        is logged, and sets `after_failed`: the events still commit, so that no bug in what
+        follows the write can stop a partition."""
         if not isinstance(batch, Batch):
             batch = Batch.of(batch)
         started = time.perf_counter()
@@ -258,7 +275,7 @@ class EventSink:
         good = _unique_events(_precheck(batch, result.rejected), result)
         if len(good):
             try:
-                await self._write_once(good, result)
+                await self._write_once(good, result, after_insert)
             except Exception as exc:
                 if classify(exc) is not ErrorKind.TRANSIENT:
                     raise
@@ -272,10 +289,22 @@ class EventSink:
         return result
 
     # -- internals -----------------------------------------------------------------------------
-    async def _write_once(self, batch: Batch, result: WriteResult) -> None:
+    async def _write_once(
+        self, batch: Batch, result: WriteResult, after_insert: AfterInsert | None
+    ) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             state = {"staged": False}
             await self._write_part(conn, batch, result, state, top=True)
+            if after_insert is None or not result.stored.events:
+                return
+            try:
+                async with conn.transaction():
+                    result.after = await after_insert(conn, result.stored)
+            except Exception as exc:
+                if classify(exc) is ErrorKind.TRANSIENT:
+                    raise
+                log.exception("sink.after_insert_failed", events=len(result.stored))
+                result.after_failed = True
 
     async def _write_part(
         self,
@@ -308,6 +337,10 @@ class EventSink:
             return
         result.new_events.update(map(_DOMAIN, stored.events))
         result.new_measurements.update(map(_DOMAIN, stored.measurements))
+        if result.stored.events:
+            result.stored.extend(stored)
+        else:
+            result.stored = stored  # the common case, one part: no copy
         if stored is batch:
             return
         # The rest were stored before (an earlier batch, or another worker): duplicates.
@@ -394,9 +427,7 @@ def _without(batch: Batch, stored_before: Sequence[tuple[datetime, str, str]]) -
     if not stored_before:
         return batch
     old = set(map(tuple, stored_before))
-    return batch.select(
-        i for i, event in enumerate(batch.events) if _KEY(event) not in old
-    )
+    return batch.select(i for i, event in enumerate(batch.events) if _KEY(event) not in old)
 
 
 def _event_values(row: EventRow) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import KafkaRecord, create_topics
 from streams.metrics import PipelineMetrics
 from streams.retry import RetryPolicy, retry_until_done
+from streams.rules_runner import RuleCounts, RuleRunner
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,10 @@ class Pipeline:
     dead_letters: DeadLetterSender
     metrics: PipelineMetrics = field(default_factory=PipelineMetrics)
     changed_ranges: list[tuple[datetime, datetime]] = field(default_factory=list)
+    #: The rules, run inside each batch's write transaction (None: no rules).
+    rules: RuleRunner | None = None
+    #: What the rules did since the worker started (late_for_rule, errors, transitions, outbox).
+    rule_totals: RuleCounts = field(default_factory=RuleCounts)
 
     def __post_init__(self) -> None:
         conf = self.settings.domains
@@ -196,11 +201,16 @@ class Pipeline:
         if split.dead:
             await self.send_dead_letters(split.dead, context)
         batch = split.batch()
+        after_insert = self.rules.after_insert if self.rules else None
         result: WriteResult = await retry_until_done(
-            lambda: self.sink.write(batch), transient=(Backpressure,), what="sink",
-            policy=self.retry_policy, **context,
+            lambda: self.sink.write(batch, after_insert=after_insert), transient=(Backpressure,),
+            what="sink", policy=self.retry_policy, **context,
         )  # fmt: skip
         committed = datetime.now(UTC)
+        if isinstance(result.after, RuleCounts):
+            self.rule_totals.add(result.after)
+        elif result.after_failed:
+            self.rule_totals.errors["(batch)"] += 1
         if result.time_range is not None:
             self.changed_ranges.append(result.time_range)
         rejected = [

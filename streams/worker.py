@@ -25,12 +25,14 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from geo import ZoneIndex
+from rules.load import RuleSet, load_rules
 from sinks.writer import EventSink
 from streams.faust_ext import IngestApp, IngestStream, create_app
 from streams.kafka_io import partition_lag
 from streams.metrics import PipelineMetrics
 from streams.pipeline import KAFKA_TRANSIENT, KafkaDeadLetters, Pipeline, registry_for
 from streams.retry import OutageLog
+from streams.rules_runner import RuleRunner
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -55,9 +57,11 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, 
     registry = registry_for(settings)
     app = create_app(settings, id=app_id)
     zones = ZoneIndex.from_file(settings.geo.zone_file)
+    ruleset = load_rules(settings.rules) if settings.rules.enabled else RuleSet()
+    runner = RuleRunner(ruleset, {z.id: z.name for z in zones.zones}) if ruleset else None
     pipeline = Pipeline(
         settings, registry, zones, EventSink.from_settings(settings.db, settings.storage),
-        KafkaDeadLetters(settings),
+        KafkaDeadLetters(settings), rules=runner,
     )  # fmt: skip
     conf = settings.stream
 
@@ -77,6 +81,23 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, 
         await pipeline.stop()
 
     stats_outage, maintenance_outage = OutageLog("stats"), OutageLog("maintenance")
+    silence_outage = OutageLog("rules.silence")
+
+    if runner is not None and runner.has_silence:
+
+        @app.timer(settings.rules.silence_interval_s)
+        async def check_silence() -> None:
+            try:
+                async with (
+                    await psycopg.AsyncConnection.connect(settings.db.conninfo("ingest")) as conn,
+                    conn.transaction(),
+                ):
+                    counts = await runner.check_silence(conn)
+                pipeline.rule_totals.add(counts)
+            except psycopg.OperationalError as exc:
+                silence_outage.failed(exc)  # checked again at the next tick
+            else:
+                silence_outage.succeeded()
 
     @app.timer(conf.stats_interval_s)
     async def write_stats() -> None:

@@ -111,6 +111,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
             "0002_timeseries (postgres)",
             "0003_measurements_append_only (postgres)",
             "0004_event_identity_source (shared)",
+            "0005_incidents (shared)",
         ]
         tables = {
             r[0]
@@ -252,9 +253,10 @@ def test_0004_keys_events_by_source_too_on_a_database_with_rows(
         # before: the same id and time from another source is taken for a duplicate
         assert conn.execute(insert, (now, "1", "urn:station:b")).fetchall() == []
 
-        assert [m.label for m in migrate(conn, settings.db, settings.storage)] == [
-            "0004_event_identity_source (shared)"
-        ]
+        with monkeypatch.context() as patch:
+            patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:4])
+            ran = migrate(conn, settings.db, settings.storage)
+        assert [m.label for m in ran] == ["0004_event_identity_source (shared)"]
         assert conn.execute("SELECT * FROM events ORDER BY time").fetchall() == before
         assert conn.execute(insert, (now, "1", "urn:station:b")).fetchall() == [("1",)]
         assert conn.execute(insert, (now, "1", "urn:station:a")).fetchall() == []  # still a dup

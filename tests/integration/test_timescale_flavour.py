@@ -310,7 +310,9 @@ def test_0004_keys_events_by_source_on_a_database_with_a_compressed_chunk(
             before = conn.execute("SELECT * FROM events ORDER BY time, id").fetchall()
             assert conn.execute(insert, (old, "e0", "urn:station:b")).fetchall() == []
 
-            ran = migrate(conn, db, settings.storage)
+            with monkeypatch.context() as patch:
+                patch.setattr(migrate_module, "load_migrations", lambda f: real(f)[:4])
+                ran = migrate(conn, db, settings.storage)
             assert [m.label for m in ran] == ["0004_event_identity_source (shared)"]
             assert conn.execute("SELECT * FROM events ORDER BY time, id").fetchall() == before
             for t in (old, recent):  # the compressed chunk and the open one

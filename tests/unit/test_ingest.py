@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -13,6 +14,11 @@ from streams.ingest import split_batch
 from streams.kafka_io import Record
 
 NOW = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)
+
+
+@functools.cache
+def zones() -> ZoneIndex:
+    return ZoneIndex.from_file()
 AQ = "vn.daklak.environment.air_quality.v1"
 
 
@@ -32,7 +38,7 @@ def test_each_event_arrives_with_its_own_measurements() -> None:
         record(3, {"entity_id": "aq-4", "location": point, "pm25": 1.0, "no2": 3.0, "co": 0.5}),
     ]
     split = split_batch(
-        records, domain="environment", decoder=Decoder(), zones=ZoneIndex.from_file(), now=NOW,
+        records, domain="environment", decoder=Decoder(), zones=zones(), now=NOW,
         late_horizon=timedelta(hours=1),
     )  # fmt: skip
     batch = split.batch()
@@ -69,7 +75,7 @@ def test_lateness_is_judged_when_the_record_reached_kafka_not_when_it_is_read() 
         _at(3, read_at - 10 * timedelta(minutes=1), read_at + hour),  # stamp ahead: by `now`
     ]
     split = split_batch(
-        records, domain="environment", decoder=Decoder(), zones=ZoneIndex.from_file(),
+        records, domain="environment", decoder=Decoder(), zones=zones(),
         now=read_at, late_horizon=hour,
     )  # fmt: skip
     assert [e.id for e in split.events] == ["late-0", "late-3"]
@@ -82,14 +88,14 @@ def test_every_record_is_either_an_event_row_or_a_dead_letter(values: list[bytes
     """Whatever the bytes: no exception, and each record is accounted for exactly once."""
     good, headers = binary_message(
         id="ok", source="/test", type=AQ, time=NOW,
-        data={"entity_id": "a", "zone_id": ZoneIndex.from_file().zones[0].id, "pm25": 1.0},
+        data={"entity_id": "a", "zone_id": zones().zones[0].id, "pm25": 1.0},
     )  # fmt: skip
     records = [
         Record("city.environment.events", 0, i, None, v, tuple(headers), -1)
         for i, v in enumerate([*values, good])
     ]
     split = split_batch(
-        records, domain="environment", decoder=Decoder(), zones=ZoneIndex.from_file(), now=NOW,
+        records, domain="environment", decoder=Decoder(), zones=zones(), now=NOW,
         late_horizon=timedelta(hours=1),
     )  # fmt: skip
     rows = sorted([e.record for e in split.events] + [d.offset for d in split.dead])
@@ -98,8 +104,7 @@ def test_every_record_is_either_an_event_row_or_a_dead_letter(values: list[bytes
 
 
 def test_a_zone_id_the_city_does_not_know_is_dead_lettered_not_stored_without_a_zone() -> None:
-    zones = ZoneIndex.from_file()
-    known = zones.zones[0].id
+    known = zones().zones[0].id
     records = [
         record(0, {"entity_id": "z-1", "zone_id": known, "pm25": 1.0}),
         record(1, {"entity_id": "z-2", "zone_id": "atlantis", "pm25": 1.0}),
@@ -107,7 +112,7 @@ def test_a_zone_id_the_city_does_not_know_is_dead_lettered_not_stored_without_a_
                    "location": {"type": "Point", "coordinates": [108.04, 12.68]}}),
     ]  # fmt: skip
     split = split_batch(
-        records, domain="environment", decoder=Decoder(), zones=zones, now=NOW,
+        records, domain="environment", decoder=Decoder(), zones=zones(), now=NOW,
         late_horizon=timedelta(hours=1),
     )  # fmt: skip
     assert [(d.offset, d.reason) for d in split.dead] == [(1, "unknown_zone")]
