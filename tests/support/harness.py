@@ -21,14 +21,17 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from domains import binary_message
 from geo import ZoneIndex
+from rules.load import load_rule_files
 from sinks.migrate import migrate
 from sinks.writer import EventSink
 from streams.dlq import DeadLetter
 from streams.kafka_io import KafkaRecord, Record
 from streams.pipeline import Pipeline, registry_for
+from streams.rules_runner import RuleRunner
 from streams.settings import Settings
 from tests.support.database import scratch_database
 
@@ -63,7 +66,19 @@ class Harness:
     superuser: str
     pipeline: Pipeline
     dead: FakeDeadLetters
+    rules: str | None = None
+    others: list[Pipeline] = field(default_factory=list)
     _offset: int = 0
+
+    def another_worker(self) -> Pipeline:
+        """A second pipeline on the same database (its own connections): another worker."""
+        other = make_pipeline(self.settings, self.dead, self.rules)
+        self.others.append(other)
+        return other
+
+    def incidents(self) -> list[dict[str, Any]]:
+        with self.owner() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute("SELECT * FROM incidents ORDER BY opened_at, id").fetchall()
 
     async def handle(self, domain: str, records: Sequence[KafkaRecord]) -> None:
         await self.pipeline.handle(domain, records)
@@ -137,11 +152,24 @@ class Harness:
                 conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))
 
 
+def make_pipeline(settings: Settings, dead: FakeDeadLetters, rules: str | None) -> Pipeline:
+    zones = ZoneIndex.from_file(settings.geo.zone_file)
+    runner = None
+    if rules is not None:
+        ruleset = load_rule_files([("harness-rules.yaml", rules)])
+        runner = RuleRunner(ruleset, {z.id: z.name for z in zones.zones})
+    return Pipeline(
+        settings, registry_for(settings), zones, EventSink.from_settings(settings.db, settings.storage),
+        dead, rules=runner,
+    )  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def pipeline_harness(
-    settings: Settings, superuser: str, *, late_horizon_s: float = 3600.0
+    settings: Settings, superuser: str, *, late_horizon_s: float = 3600.0, rules: str | None = None
 ) -> AsyncIterator[Harness]:
-    """The real pipeline on a fresh, migrated scratch database, with a fake DLQ."""
+    """The real pipeline on a fresh, migrated scratch database, with a fake DLQ; `rules` is the
+    text of a rule file (None: no rules)."""
     with scratch_database(superuser, settings.db, "ioc_test_harness") as name:
         db = settings.db.model_copy(update={"name": name, "connect_timeout_s": 1.0})
         stream = settings.stream.model_copy(
@@ -151,14 +179,13 @@ async def pipeline_harness(
         with psycopg.connect(db.conninfo("owner")) as conn:
             migrate(conn, db, local.storage)
         dead = FakeDeadLetters()
-        pipeline = Pipeline(
-            local, registry_for(local), ZoneIndex.from_file(local.geo.zone_file),
-            EventSink.from_settings(db, local.storage), dead,
-        )  # fmt: skip
+        pipeline = make_pipeline(local, dead, rules)
+        harness = Harness(local, name, superuser, pipeline, dead, rules)
         try:
-            yield Harness(local, name, superuser, pipeline, dead)
+            yield harness
         finally:
-            await pipeline.stop()
+            for other in (pipeline, *harness.others):
+                await other.stop()
 
 
 def minutes_ago(minutes: float) -> datetime:
