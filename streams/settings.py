@@ -64,12 +64,21 @@ class DevSettings(BaseModel):
 
 
 class GrafanaSettings(BaseModel):
+    """Where `ioc dashboards push` will upload the dashboards (the wall issue, #18). A placeholder:
+    no command reads these settings yet, and nothing here talks to Grafana."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = "http://127.0.0.1:3000"
-    token: SecretStr | None = None
-    user: str = "admin"
-    password: SecretStr = SecretStr("admin")
+    url: str = Field(
+        "http://127.0.0.1:3000", description="Grafana's base URL (unused until `dashboards push`)."
+    )
+    token: SecretStr | None = Field(
+        None, description="A service-account token; preferred over user and password (unused yet)."
+    )
+    user: str = Field("admin", description="Basic-auth user when no token is set (unused yet).")
+    password: SecretStr = Field(
+        SecretStr("admin"), description="Basic-auth password when no token is set (unused yet)."
+    )
 
 
 class StreamSettings(BaseModel):
