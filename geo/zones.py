@@ -137,7 +137,9 @@ class ZoneIndex:
         self._by_id = {zone.id: zone for zone in self.zones}
         #: Every zone id, for membership tests.
         self.ids: frozenset[str] = frozenset(self._by_id)
-        self._tree = shapely.STRtree([zone.geometry for zone in self.zones])
+        self._geoms = np.array([zone.geometry for zone in self.zones], dtype=object)
+        shapely.prepare(self._geoms)  # prepared polygons answer point-in-polygon fast
+        self._tree = shapely.STRtree(self._geoms)
         self._ids = np.array([zone.id for zone in self.zones] + [None], dtype=object)
         self.looked_up = 0
         self.outside = 0  # points that fell in no zone (zone_id None), cumulative
@@ -161,8 +163,10 @@ class ZoneIndex:
         n = len(x)
         if n == 0:
             return []
-        points = shapely.points(x, y)  # NaN coordinates give empty points: no hit
-        inputs, hits = self._tree.query(points, predicate="intersects")
+        points = shapely.points(x, y)  # NaN coordinates give empty points: no candidate
+        inputs, hits = self._tree.query(points)  # candidates: bounding boxes that hold the point
+        inside = shapely.intersects_xy(self._geoms[hits], x[inputs], y[inputs])
+        inputs, hits = inputs[inside], hits[inside]
         best = np.full(n, len(self.zones), dtype=np.intp)
         np.minimum.at(best, inputs, hits)
         self.looked_up += n
