@@ -253,19 +253,33 @@ def make_values(n: int) -> list[bytes]:
 
 
 def run_case(case: str, topic: str, events: int, timeout: float) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", case, "--topic", topic, "--events", str(events)],
-        capture_output=True,
-        text=True,
-        timeout=timeout + 60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=False,
-    )
+    """The child's JSON result, or {"error": how it ended and the end of its output}."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", case, "--topic", topic, "--events", str(events)],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:  # its output comes as bytes, whatever text= says
+        output = b"".join(o for o in (exc.stdout, exc.stderr) if isinstance(o, bytes))
+        return {
+            "case": case,
+            "error": f"killed after {exc.timeout:.0f}s: {tail(output.decode(errors='replace'))}",
+        }
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.splitlines()[-15:])
-        return {"case": case, "error": f"exit {proc.returncode}: {tail}"}
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else (
+            f"exited with code {proc.returncode}"
+        )  # fmt: skip
+        return {"case": case, "error": f"{how}: {tail(proc.stderr or proc.stdout)}"}
     return dict(json.loads(lines[-1]))
+
+
+def tail(output: str, lines: int = 15) -> str:
+    return "\n".join(output.splitlines()[-lines:]) or "(no output)"
 
 
 def main() -> None:

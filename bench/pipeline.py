@@ -1,7 +1,12 @@
 """The issue's pipeline benchmark: the same N simulated events through four consumers, one run.
 
-    .venv/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60] [--latency-seconds 40]
-                                       [--only a,b,c,d,latency] [--profile FILE] [--worker-env K=V]
+    make bench BENCH_ARGS="--events 1000000"     (installs the `bench` extra into .venv-bench)
+    .venv-bench/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60]
+        [--latency-seconds 40] [--only a,b,c,d,latency] [--profile FILE] [--worker-env K=V]
+
+(a), (b), (c) and the latency run need only the project; (d) needs Quix Streams and --profile
+py-spy (the `bench` extra): without them it stops before it starts and says so. A child that
+dies is reported with its exit code and the end of its log.
 
 N events (all domains, no faults) are generated once by the simulator as a backfill ending now
 and produced once into fresh topics (8 x 6 partitions); each consumer below reads them from the
@@ -49,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -176,7 +182,7 @@ async def wait_drained(
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             if child is not None and not child.running():
-                raise RuntimeError(f"{child.args} exited:\n{child.log_tail()}")
+                raise child_failed(child, f"group {group} not drained")
             offsets = await admin.list_consumer_group_offsets(group)
             if sum(o.offset for tp, o in offsets.items() if tp.topic in topics) >= total:
                 return time.monotonic()
@@ -211,6 +217,32 @@ def count_events(run: Run) -> int:
     with psycopg.connect(run.conninfo()) as conn:
         row = conn.execute("SELECT count(*) FROM events").fetchone()
     return int(row[0]) if row else 0
+
+
+def child_failed(child: ChildCommand, what: str) -> RuntimeError:
+    """`what` went wrong with `child`: whether it died (and how) or still runs, and the end of
+    its log (its stdout and stderr), so an ImportError in a child is not hidden."""
+    code = child.proc.poll() if child.proc is not None else None
+    if code is None:
+        state = "still running"
+    elif code < 0:
+        state = f"killed by signal {-code}"
+    else:
+        state = f"exited with code {code}"
+    return RuntimeError(
+        f"{what}: `{' '.join(child.args)}` (pid {child.pid}) {state}; "
+        f"the end of {child.log_path}:\n{child.log_tail(25)}"
+    )
+
+
+def missing_for(only: set[str], profile: Path | None) -> list[str]:
+    """What the chosen runs need that is not installed (the `bench` extra: `make bench`)."""
+    missing = []
+    if "d" in only and importlib.util.find_spec("quixstreams") is None:
+        missing.append("(d) needs Quix Streams (quixstreams)")
+    if profile is not None and not (Path(sys.executable).parent / "py-spy").exists():
+        missing.append("--profile needs py-spy")
+    return missing
 
 
 # -- (a) our pipeline ----------------------------------------------------------------------------
@@ -315,7 +347,7 @@ async def run_naive(run: Run, seconds: float) -> float:
         first = 0
         while first == 0:  # the clock starts at the first stored event (after the rebalance)
             if not child.running() or time.monotonic() > deadline:
-                raise RuntimeError(f"naive worker did not store anything (see {run.logs})")
+                raise child_failed(child, "the naive worker stored nothing")
             await asyncio.sleep(0.5)
             first = await asyncio.to_thread(count_events, run)
         started = time.monotonic()
@@ -426,7 +458,7 @@ async def run_quix(run: Run, n: int) -> float:
         deadline = time.monotonic() + 120
         while await asyncio.to_thread(count_events, run) == 0:
             if not child.running() or time.monotonic() > deadline:
-                raise RuntimeError(f"quix app did not store anything (see {run.logs})")
+                raise child_failed(child, "the quix app stored nothing")
             await asyncio.sleep(0.25)
         started = time.monotonic()  # clock from the first stored batch (after assignment)
         ended = await wait_drained(run, group, None, limit_s=max(180, n / 1000), total=n)
@@ -573,6 +605,12 @@ def main() -> None:
         "--worker-env", action="append", default=[], help="KEY=VALUE for (a)'s worker (ablations)"
     )
     args = parser.parse_args()
+    missing = missing_for(set(args.only.split(",")), args.profile)
+    if missing:
+        raise SystemExit(
+            f"not installed in {sys.prefix}: {'; '.join(missing)}. `make bench` installs the "
+            "`bench` extra into .venv-bench and runs this with it (or: pip install -e '.[bench]')"
+        )
     figures = asyncio.run(bench(args))
     report(figures, args.events)
 
