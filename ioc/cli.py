@@ -16,6 +16,7 @@ import typer
 from ioc.console import console, err_console, settings_from
 from ioc.db_commands import db_app
 from ioc.dev_commands import demo_command, dev_app
+from ioc.rules_commands import incidents_app, rules_app
 from ioc.schemas_commands import schemas_app
 from ioc.simulate_command import simulate_command
 from ioc.worker_commands import dlq_app, topics_app, worker_command
@@ -87,6 +88,8 @@ app.command("simulate")(simulate_command)
 app.command("worker")(worker_command)
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(rules_app, name="rules")
+app.add_typer(incidents_app, name="incidents")
 
 
 def main() -> None:

@@ -16,6 +16,9 @@ class RulesSettings(BaseModel):
         None, description="The city's own rule files (*.yaml); a rule here replaces a shipped "
         "rule of the same id.",
     )  # fmt: skip
+    relay_interval_s: float = Field(
+        1.0, gt=0, le=600, description="How often new incident transitions are published."
+    )
     silence_interval_s: float = Field(
         10.0, gt=0, le=3600, description="How often the silence rules are checked."
     )

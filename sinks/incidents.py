@@ -14,6 +14,7 @@ is the last guard: an incident is inserted with ON CONFLICT on its id.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,7 +60,7 @@ ON CONFLICT (id) DO UPDATE SET
   description_vi = excluded.description_vi, description_en = excluded.description_en,
   version = incidents.version + 1, updated_at = now()
 WHERE incidents.state <> 'resolved'
-RETURNING version"""
+RETURNING version, state"""
 
 INSERT_HISTORY = """
 INSERT INTO incident_events (incident_id, version, at, kind, actor, channel, detail)
@@ -122,7 +123,7 @@ async def save(
             written = await cur.fetchone()
             if written is None:  # a person resolved it meanwhile: the rule changes nothing
                 continue
-            version = written[0]
+            version, state = written
             kinds = [kind for kind, _ in transitions.get(incident_id, [])]
             history = _history(kinds, transitions.get(incident_id, []), snapshot)
             await cur.executemany(
@@ -130,7 +131,7 @@ async def save(
                 [(incident_id, version, at, kind, f"rule:{snapshot['rule']}", "rule", Jsonb(detail))
                  for kind, at, detail in history],
             )  # fmt: skip
-            payload = outbox_payload(snapshot, rule, vi, en, version)
+            payload = outbox_payload(snapshot, rule, vi, en, version) | {"state": state}
             for kind in _outbox_kinds(kinds):
                 await cur.execute(INSERT_OUTBOX, (incident_id, version, kind, Jsonb(payload)))
                 outbox += 1
@@ -195,3 +196,114 @@ def outbox_payload(
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+# -- people's actions (the CLI; later the API), each in one transaction -------------------------
+
+ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved"}
+
+LOCK_INCIDENT = "SELECT rule_id, key, state FROM incidents WHERE id = %s"
+LOCK_KEY_STATE = "SELECT state FROM rule_state WHERE rule_id = %s AND key = %s FOR UPDATE"
+
+ACKNOWLEDGE = """
+UPDATE incidents SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s,
+  version = version + 1, updated_at = now()
+WHERE id = %s AND state = 'open'
+RETURNING *"""
+
+RESOLVE = """
+UPDATE incidents SET state = 'resolved', resolved_at = now(), resolved_by = %s,
+  version = version + 1, updated_at = now()
+WHERE id = %s AND state <> 'resolved'
+RETURNING *"""
+
+# A person resolved the key's open incident: the rule holds until its condition clears.
+HOLD_KEY = """
+UPDATE rule_state SET updated_at = now(), state = state
+  || jsonb_build_object('held', true, 'inc', NULL,
+       'last', jsonb_build_object('id', %(id)s::text, 'resolved_at', %(at)s::text,
+                                  'flap_count', coalesce((state->'inc'->>'flap_count')::int, 0)))
+WHERE rule_id = %(rule)s AND key = %(key)s AND state->'inc'->>'id' = %(id)s::text"""
+
+
+class IncidentActionError(Exception):
+    """The action does not apply (unknown incident, or already in that state); says why."""
+
+
+def act(
+    conn: psycopg.Connection[Any], incident_id: str, action: str, actor: str, channel: str,
+    note: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Acknowledge, resolve or comment an incident as `actor` through `channel` (cli, api, link),
+    with its history row and, for a change of state, its outbox row. Returns the incident row."""
+    from psycopg.rows import dict_row
+
+    if not actor.strip():
+        raise IncidentActionError("who acts must be given")
+    try:
+        incident_id = str(uuid.UUID(incident_id))
+    except ValueError:
+        raise IncidentActionError(f"{incident_id!r} is not an incident id (a UUID)") from None
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(LOCK_INCIDENT, (incident_id,)).fetchone()
+        if found is None:
+            raise IncidentActionError(f"no incident {incident_id}")
+        # the rule's state row first, in the order the workers lock: no deadlock with them
+        cur.execute(LOCK_KEY_STATE, (found["rule_id"], found["key"]))
+        if action == "comment":
+            if not note:
+                raise IncidentActionError("a comment needs text")
+            row = cur.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,)).fetchone()
+            assert row is not None
+            kind = "comment"
+        elif action in ACTIONS:
+            sql = ACKNOWLEDGE if action == "acknowledge" else RESOLVE
+            row = cur.execute(sql, (actor, incident_id)).fetchone()
+            if row is None:
+                raise IncidentActionError(
+                    f"incident {incident_id} is {found['state']}: it cannot be {ACTIONS[action]}"
+                )
+            kind = ACTIONS[action]
+            if action == "resolve":
+                cur.execute(HOLD_KEY, {"id": incident_id, "at": row["resolved_at"].isoformat(),
+                                       "rule": row["rule_id"], "key": row["key"]})  # fmt: skip
+        else:
+            raise IncidentActionError(f"unknown action {action!r}")
+        cur.execute(
+            INSERT_HISTORY,
+            (incident_id, row["version"], row["updated_at"] if kind != "comment" else _now(cur),
+             kind, actor, channel, Jsonb({"note": note} if note else {})),
+        )  # fmt: skip
+        if kind != "comment":
+            cur.execute(
+                INSERT_OUTBOX, (incident_id, row["version"], kind, Jsonb(payload_of_row(row)))
+            )
+        return dict(row)
+
+
+def _now(cur: psycopg.Cursor[Any]) -> datetime:
+    row = cur.execute("SELECT now() AS now").fetchone()
+    assert row is not None
+    return row["now"] if isinstance(row, dict) else row[0]
+
+
+def payload_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An incident row as the outbox carries it (same shape as `outbox_payload`)."""
+
+    def iso(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    return {
+        "id": str(row["id"]), "version": row["version"], "rule_id": row["rule_id"],
+        "key": row["key"], "state": row["state"], "zone_id": row["zone_id"],
+        "entity_id": row["entity_id"], "severity": row["severity"], "category": row["category"],
+        "subcategory": row["subcategory"], "title": row["title"],
+        "description": {"vi": row["description_vi"], "en": row["description_en"]},
+        "opened_at": iso(row["opened_at"]), "last_seen": iso(row["last_seen"]),
+        "resolved_at": iso(row["resolved_at"]), "count": row["count"],
+        "last_value": row["last_value"], "peak_value": row["peak_value"],
+        "previous_id": None if row["previous_id"] is None else str(row["previous_id"]),
+        "flapping": row["flapping"], "flap_count": row["flap_count"],
+        "entities": list(row["entities"]), "trigger_values": row["trigger_values"],
+        "acknowledged_by": row.get("acknowledged_by"), "resolved_by": row.get("resolved_by"),
+    }  # fmt: skip

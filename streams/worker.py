@@ -31,6 +31,7 @@ from streams.faust_ext import IngestApp, IngestStream, create_app
 from streams.kafka_io import partition_lag
 from streams.metrics import PipelineMetrics
 from streams.pipeline import KAFKA_TRANSIENT, KafkaDeadLetters, Pipeline, registry_for
+from streams.relay import OutboxRelay
 from streams.retry import OutageLog
 from streams.rules_runner import RuleRunner
 from streams.settings import Settings
@@ -81,7 +82,24 @@ def build(settings: Settings, *, app_id: str | None = None) -> tuple[IngestApp, 
         await pipeline.stop()
 
     stats_outage, maintenance_outage = OutageLog("stats"), OutageLog("maintenance")
-    silence_outage = OutageLog("rules.silence")
+    silence_outage, relay_outage = OutageLog("rules.silence"), OutageLog("incidents.relay")
+    relay = OutboxRelay(settings)
+
+    if runner is not None:
+
+        @app.timer(settings.rules.relay_interval_s)
+        async def relay_incidents() -> None:
+            try:
+                await relay.run_once()
+            except (psycopg.OperationalError, KafkaError, *KAFKA_TRANSIENT) as exc:
+                relay_outage.failed(exc)  # the rows stay unpublished; the next tick retries
+                await relay.reset()
+            else:
+                relay_outage.succeeded()
+
+        @app.on_before_shutdown.connect
+        async def stop_relay(app: IngestApp, **_: Any) -> None:
+            await relay.reset()
 
     if runner is not None and runner.has_silence:
 
