@@ -13,6 +13,7 @@ from domains.registry import Registry
 from domains.schemas import export
 from geo import ZoneFileError, ZoneIndex
 from ioc.console import console, fail, settings_from
+from streams.relay import INCIDENT_SCHEMA
 
 schemas_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI.", no_args_is_help=True)
 
@@ -22,7 +23,8 @@ def export_command(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Where to write (created if missing).")],
 ) -> None:
-    """Write a JSON Schema per event type, the envelope's schema and an AsyncAPI 3.0 document.
+    """Write a JSON Schema per event type, the envelope's schema, the incident's schema (the
+    data of the incidents topic's CloudEvents) and an AsyncAPI 3.0 document.
 
     `zone_id` is an enum of the zone file's ids (settings.geo.zone_file, IOC_GEO__ZONE_FILE)."""
     settings = settings_from(ctx)
@@ -33,7 +35,8 @@ def export_command(
         raise fail(f"cannot read the zone file: {exc}") from None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for name, document in export(registry, zones.ids).items():
+        documents = export(registry, zones.ids) | {"incident.schema.json": INCIDENT_SCHEMA}
+        for name, document in documents.items():
             path = directory / name
             if name.endswith(".yaml"):
                 path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
@@ -42,7 +45,8 @@ def export_command(
     except OSError as exc:
         raise fail(f"cannot write to {directory}: {exc.strerror or exc}") from None
     console.print(
-        f"wrote {len(registry)} event schemas, cloudevent.schema.json and asyncapi.yaml "
+        f"wrote {len(registry)} event schemas, cloudevent.schema.json, incident.schema.json "
+        "(the data of the incidents topic's events) and asyncapi.yaml "
         f"({len(zones)} zone ids) to {directory}",
         highlight=False,
     )

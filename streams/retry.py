@@ -68,6 +68,7 @@ async def retry_until_done(
         sleep=sleep,
         reraise=True,
     )
+
     async def call() -> T:  # tenacity awaits only what is declared `async def`
         return await attempt()
 

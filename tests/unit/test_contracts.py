@@ -49,6 +49,7 @@ def test_export_writes_a_schema_per_type_the_envelope_and_asyncapi(exported: Pat
     names = {p.name for p in exported.iterdir()}
     assert names == {f"{t.type}.schema.json" for t in REGISTRY} | {
         "cloudevent.schema.json",
+        "incident.schema.json",
         "asyncapi.yaml",
     }
     for path in exported.glob("*.json"):
@@ -222,3 +223,30 @@ def test_simulate_refuses_bad_options_with_exit_2() -> None:
     assert result.exit_code == 2 and "duration" in result.output
     result = CliRunner().invoke(app, ["simulate", "--count", "10", "--scenario", "earthquake"])
     assert result.exit_code == 2 and "scenario" in result.output
+
+
+def test_the_incident_schema_is_exported_and_describes_the_relayed_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The incidents topic's data has a schema beside the events', and a relayed payload
+    (sinks.incidents.outbox_payload) is valid against it."""
+    import jsonschema
+    from typer.testing import CliRunner
+
+    from ioc.cli import app
+    from sinks.incidents import RuleFacts, outbox_payload
+
+    result = CliRunner().invoke(app, ["schemas", "export", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    schema = json.loads((tmp_path / "incident.schema.json").read_text())
+    snapshot = {
+        "id": "5b7f4c1e-9f0e-4a55-8a57-6c1d2f3e4a10", "rule": "pm25-high", "key": "st-1",
+        "zone": "24169", "entity": "st-1", "state": "open", "opened_at": "2026-07-01T00:00:00+00:00",
+        "last_seen": "2026-07-01T00:05:00+00:00", "resolved_at": None, "count": 3, "value": 61.0,
+        "peak": 70.0, "previous": None, "flapping": False, "flap_count": 0, "entities": ["st-1"],
+        "values": {"pm25": 61.0},
+    }  # fmt: skip
+    facts = RuleFacts("high", "environment", "airPollution", "PM2.5 high")
+    jsonschema.validate(outbox_payload(snapshot, facts, "vi", "en", 1), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            outbox_payload(snapshot | {"state": "closed"}, facts, "vi", "en", 1), schema
+        )
