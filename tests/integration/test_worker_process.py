@@ -302,6 +302,17 @@ def test_a_healthy_worker_log_is_plain_and_calm(worker: RunningWorker) -> None:
     assert alarming_lines(log) == []
 
 
+def test_sigterm_stops_the_worker_cleanly(worker: RunningWorker) -> None:
+    """Last in this module: it stops the module's worker, as an operator or systemd does."""
+    started = worker.child.log_path.stat().st_size
+    began = time.monotonic()
+    code = worker.child.stop(30)  # SIGTERM, then SIGKILL after 30 s
+    assert code == 0, f"exit code {code} after {time.monotonic() - began:.0f}s"
+    with worker.child.log_path.open(errors="replace") as log:
+        log.seek(started)
+        assert alarming_lines(log.read()) == []
+
+
 def test_the_alarm_patterns_catch_what_they_should() -> None:
     assert len(alarming_lines("\x1b[?25l\x08\x1b[?25h")) == 1
     assert len(alarming_lines("timestamp=... level=WARNING logger=faust event=x")) == 1
