@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import Message
 
 from localdev.smoke import ensure_topic, produce
 from streams.faust_ext import IngestStream, create_app
+from streams.kafka_io import Record
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -180,7 +180,7 @@ async def test_commits_exactly_the_batches_whose_body_returned(
             assert all(isinstance(r, ConsumerRecord) for r in done)
             assert 400 <= len(done) < 800
         else:
-            assert all(isinstance(r, Message) for r in done)
+            assert all(isinstance(r, Record) for r in done)  # faust_ext.record_of
             assert len(done) == 400
         # A graceful stop while the second body holds its batch: Faust waits for the body (as
         # the worker's shutdown waits for a sink write), and commits nothing of that batch.
