@@ -69,3 +69,9 @@ def test_a_mismatch_shows_what_the_manifest_expected_beside_what_was_found() -> 
     assert "expected by the simulator's manifest (late horizon 3,600 s)" in words
     (row,) = [line for line in text.splitlines() if "7 / 8" in line]
     assert "bad_json 1, too_late 1 / bad_json 1" in row
+
+
+def test_a_wrong_dead_letter_reason_is_a_mismatch_too() -> None:
+    wrong_reason = result(stored=7, dead={"bad_json": 1, "bad_location": 1})
+    assert wrong_reason.mismatched(HORIZON_S) == ["environment"]
+    assert "too_late 1 / bad_json 1, bad_location 1" in rendered(wrong_reason)
