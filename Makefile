@@ -2,8 +2,8 @@
 #   make demo   install, start a real Kafka + PostgreSQL under .local/, run the demo, print counts
 #   make test   install, start the runtime if it is down, lint, run every test tier, stop what it started
 #   make bench  install the benchmarks' extra in .venv-bench, start the runtime, run bench/pipeline.py
-#               on 20,000 events (a smoke run of all four consumers; the issue's figures:
-#               make bench BENCH_ARGS="--events 1000000")
+#               on 20,000 events: a one-minute smoke run of all four consumers, whose figures are
+#               start-up; the figures to compare: make bench BENCH_ARGS="--events 1000000"
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
