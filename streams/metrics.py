@@ -5,7 +5,8 @@ writes a window of it to `pipeline_stats` every few seconds (`take_window`), and
 `/metrics` page serves the cumulative figures through prometheus-client (`exposition`): each
 `PipelineMetrics` has its own `CollectorRegistry` (not the process-wide default one, so several
 apps or tests in one process do not collide) holding one collector that reads these counters
-when scraped. The hot path stays a few integer additions per batch.
+when scraped, on the event loop that also records the batches. Recording a batch stays plain
+counting: no client-library objects, no locks.
 
 Latency is event time -> database commit, per event. A window keeps a bounded random sample
 (reservoir) for exact p50/p95/p99; Prometheus gets a cumulative histogram.
