@@ -78,8 +78,7 @@ def tune_gc() -> None:
 def topics_create(ctx: typer.Context) -> None:
     """Create every domain topic, the DLQ and the incidents topic (existing ones are kept).
 
-    The incidents topic is made ready for the incident relay (issue 14), which publishes the
-    incident outbox to it; until that relay exists nothing writes to the topic."""
+    The workers' incident relay publishes every incident transition to the incidents topic."""
     from streams.pipeline import all_topics, ensure_topics, registry_for
 
     settings = settings_from(ctx)

@@ -3,7 +3,7 @@
 Used by `ioc demo` and the end-to-end tests. What was sent comes from the simulator's manifest;
 what happened is read from the real components: rows in `events` per domain, dead letters in
 the DLQ topic (one per origin offset), and the workers' figures in `pipeline_stats` (latency).
-A duplicate is a sent event whose id was already stored: sent - stored - dead letters.
+A duplicate is a sent event whose (time, source, id) was already stored: sent - stored - dead letters.
 """
 
 from __future__ import annotations

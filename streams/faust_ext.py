@@ -793,4 +793,6 @@ def run_worker(app: IngestApp, *, loglevel: str = "warning") -> None:
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
+    if not sys.stdout.isatty():
+        worker.spinner = None  # its cursor codes would land in a log file
     worker.execute_from_commandline()

@@ -314,13 +314,6 @@ def test_sigterm_stops_the_worker_cleanly(worker: RunningWorker) -> None:
         assert alarming_lines(log.read()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faust.Worker's progress Spinner writes cursor codes (\\x1b[?25l, \\x1b[?25h) "
-    "to stdout at start and at exit even when it is not a terminal (faust/utils/terminal/"
-    "spinners.py: begin() and _finish() do not check isatty). Fix in streams.faust_ext."
-    "run_worker: worker.spinner = None unless sys.stdout.isatty(); then remove this mark.",
-)
 def test_the_worker_log_has_no_terminal_escape_codes(worker: RunningWorker) -> None:
     log = worker.child.log_path.read_text(errors="replace")
     assert [line for line in log.splitlines() if ESCAPE.search(line)] == []

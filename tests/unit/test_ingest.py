@@ -19,6 +19,8 @@ NOW = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)
 @functools.cache
 def zones() -> ZoneIndex:
     return ZoneIndex.from_file()
+
+
 AQ = "vn.daklak.environment.air_quality.v1"
 
 
