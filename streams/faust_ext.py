@@ -421,6 +421,7 @@ class IngestConsumer(faust_aiokafka.Consumer):
         waits at most `IngestApp.stop_wait_s`, then commits what was acked and returns. Faust
         waits until every event in flight is acked, so SIGTERM while a body retried a database
         that was down never finished (until SIGKILL). A rebalance still waits as in Faust.
+        Left out: Faust's tracing spans and its info-level dump of the agents' tracebacks.
         (Cancelling Faust's loop from outside does not work: `_wait_for_ack` swallows the
         cancellation.)"""
         app = self.app
