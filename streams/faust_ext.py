@@ -2,9 +2,10 @@
 
 The rest of the pipeline speaks only to this module (`create_app`, `IngestApp`, `IngestStream`,
 `run_worker`); an import-linter contract keeps `faust` and `mode` out of every other module.
-The adapted methods were read in faust-streaming FAUST_VERSION and copied with small changes;
-each names its original (file and method) and says what changed. `check_framework()` runs when
-an app is created and refuses any other version, so an upgrade breaks loudly here and nowhere else.
+The adapted methods were read in faust-streaming FAUST_VERSION (and aiokafka AIOKAFKA_VERSION)
+and copied with small changes; each names its original (file and method) and says what changed.
+`check_framework()` runs when an app is created and refuses any other version of either, so an
+upgrade breaks loudly here and nowhere else.
 
 Acknowledgement rule: an event is acked only after the agent's loop body returned normally for
 the batch that holds it (`IngestStream.take_records`). An exception in the body, a cancelled
@@ -28,8 +29,9 @@ installed, its CRC does not match, its records do not parse) would raise out of 
 on every fetch of that partition, for ever. The consumer thread reads fetches through
 `readable_records` instead (aiokafka FetchResult/PartitionRecords, AIOKAFKA_VERSION, adapted):
 such a batch becomes one `UnreadableRange` (streams.kafka_io) delivered in place of its records
-(the pipeline logs it and dead-letters it), and the fetch position moves past exactly that batch. The range travels as a
-RecordChunk, so it is acked, and committed, only after the agent's body returned for it.
+(the pipeline logs it and dead-letters it), and the fetch position moves past exactly that
+batch. The range travels as a RecordChunk, so it is acked, and committed, only after the
+agent's body returned for it.
 
 Why each piece exists, and the measurements behind the settings: docs/performance.md.
 """
