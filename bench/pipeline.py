@@ -2,7 +2,7 @@
 
     make bench BENCH_ARGS="--events 1000000"     (installs the `bench` extra into .venv-bench)
     .venv-bench/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60]
-        [--latency-seconds 40] [--only a,b,c,d,latency] [--profile FILE] [--worker-env K=V]
+        [--latency-seconds 40] [--only a,r,b,c,d,latency] [--profile FILE] [--worker-env K=V]
 
 (a), (b), (c) and the latency run need only the project; (d) needs Quix Streams and --profile
 py-spy (the `bench` extra): without them it stops before it starts and says so. A child that
@@ -13,7 +13,9 @@ and produced once into fresh topics (8 x 6 partitions); each consumer below read
 start with its own consumer group and writes to its own scratch database (migrated schema):
 
   a  our pipeline: one `ioc worker` child (Faust, per-domain ingest agents, split_batch,
-     EventSink); drain time = worker ready (/metrics answers) -> the group's lag is 0.
+     EventSink, the default rules in the write transaction); drain time = worker ready
+     (/metrics answers) -> the group's lag is 0.
+  r  the same with the rules off (IOC_RULES__ENABLED=false): a/r is what the rules cost.
   b  naive Faust: Faust's defaults, one agent per topic iterating event by event, one psycopg
      INSERT per row (the event and each of its measurements), autocommit; stopped after
      --naive-seconds, its rate extrapolated from the events stored in that time.
@@ -134,6 +136,8 @@ class Figures:
     p99_direct_s: float | None = None
     p99_stats_s: float | None = None
     latency_events: int = 0
+    incident_p95_s: float | None = None
+    incidents: int = 0
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -247,12 +251,14 @@ def missing_for(only: set[str], profile: Path | None) -> list[str]:
 
 
 # -- (a) our pipeline ----------------------------------------------------------------------------
-async def run_ours(run: Run, n: int, profile: Path | None, extra_env: dict[str, str]) -> float:
-    group = f"bench-ours-{uuid.uuid4().hex[:6]}"
+async def run_ours(
+    run: Run, n: int, profile: Path | None, extra_env: dict[str, str], key: str = "a"
+) -> float:
+    group = f"bench-ours-{key}-{uuid.uuid4().hex[:6]}"
     FAUST_GROUPS.append(group)
     port = free_port()
     env = run.env(group, IOC_STREAM__WEB_PORT=str(port), **extra_env)
-    worker = ChildCommand(["worker"], run.logs / "worker-a.log", env).start()
+    worker = ChildCommand(["worker"], run.logs / f"worker-{key}.log", env).start()
     spy = None
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout=90, child=worker)
@@ -265,7 +271,7 @@ async def run_ours(run: Run, n: int, profile: Path | None, extra_env: dict[str, 
                 run.logs / "py-spy.log", program=[str(Path(sys.executable).parent / "py-spy")],
             ).start()  # fmt: skip
         ended = await wait_drained(run, group, worker, limit_s=max(120, n / 2000), total=n)
-        print(f"  a: cpu {cpu_note(worker.pid, cpu, ended - started)}", flush=True)
+        print(f"  {key}: cpu {cpu_note(worker.pid, cpu, ended - started)}", flush=True)
         return n / (ended - started)
     finally:
         if spy is not None:  # SIGINT makes py-spy write its profile
@@ -493,9 +499,14 @@ async def run_latency(run: Run, seconds: float, rate: float, figures: Figures) -
         stats = conn.execute(
             "SELECT max(latency_p99_s) FROM pipeline_stats WHERE stored > 0"
         ).fetchone()
-    assert row is not None and stats is not None
+        incident = conn.execute(
+            "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM"
+            " created_at - opened_at)), count(*) FROM incidents"
+        ).fetchone()
+    assert row is not None and stats is not None and incident is not None
     figures.p99_direct_s, figures.latency_events = row[0], row[1]
     figures.p99_stats_s = stats[0]
+    figures.incident_p95_s, figures.incidents = incident
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -510,7 +521,7 @@ async def bench(args: argparse.Namespace) -> Figures:
         try:
             runs = {
                 k: stack.enter_context(scratch_run(settings, logs, k))
-                for k in ("a", "b", "c", "d")
+                for k in ("a", "r", "b", "c", "d")
                 if k in only
             }
             if runs:
@@ -530,13 +541,22 @@ async def bench(args: argparse.Namespace) -> Figures:
                 t = time.monotonic()
                 report = await produce(sim.messages(), settings.kafka.bootstrap)
                 print(f"produced {report.sent:,} events in {time.monotonic() - t:.0f}s", flush=True)
-            for key, label in (("a", "ours"), ("c", "raw"), ("d", "quix"), ("b", "naive")):
+            for key, label in (
+                ("a", "ours"),
+                ("r", "no rules"),
+                ("c", "raw"),
+                ("d", "quix"),
+                ("b", "naive"),
+            ):
                 if key not in runs:
                     continue
                 t = time.monotonic()
-                if key == "a":
+                if key in ("a", "r"):
+                    extra = dict(kv.split("=", 1) for kv in args.worker_env)
+                    if key == "r":
+                        extra["IOC_RULES__ENABLED"] = "false"
                     figures.rates[key] = await run_ours(
-                        runs[key], n, args.profile, dict(kv.split("=", 1) for kv in args.worker_env)
+                        runs[key], n, args.profile if key == "a" else None, extra, key
                     )
                 elif key == "b":
                     figures.rates[key] = await run_naive(runs[key], args.naive_seconds)
@@ -566,7 +586,8 @@ async def bench(args: argparse.Namespace) -> Figures:
 
 def report(figures: Figures, n: int) -> None:
     names = {
-        "a": "ours (ioc worker)",
+        "a": "ours (ioc worker, default rules)",
+        "r": "ours, rules off",
         "b": "naive Faust, INSERT per row",
         "c": "raw aiokafka + COPY",
         "d": "Quix Streams + our functions",
@@ -583,6 +604,8 @@ def report(figures: Figures, n: int) -> None:
             note = f"  ({figures.notes[key]})" if key in figures.notes else ""
             print(f"  ({key}) {name:30s} {figures.rates[key]:10,.0f} events/s{note}")
     a = figures.rates.get("a")
+    if a and figures.rates.get("r"):
+        print(f"  a/r = {a / figures.rates['r']:.2f}  (throughput kept with the default rules on)")
     for key in ("b", "c", "d"):
         if a and figures.rates.get(key):
             print(f"  a/{key} = {a / figures.rates[key]:.2f}")
@@ -591,6 +614,12 @@ def report(figures: Figures, n: int) -> None:
             f"  p99 latency at 2,000 events/s ({figures.latency_events:,} events):"
             f" event time -> write {figures.p99_direct_s:.3f}s;"
             f" worst 2 s window p99 (-> commit) {figures.p99_stats_s or 0:.3f}s"
+        )
+    if figures.incidents:
+        print(
+            f"  incidents in the latency run: {figures.incidents}; p95 breaching event's time ->"
+            f" incident row written {figures.incident_p95_s:.3f}s (events are sent at their"
+            " event time, so this is arrival -> incident)"
         )
 
 
@@ -606,7 +635,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--naive-seconds", type=float, default=60.0)
     parser.add_argument("--latency-seconds", type=float, default=40.0)
-    parser.add_argument("--only", default="a,b,c,d,latency")
+    parser.add_argument("--only", default="a,r,b,c,d,latency")
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument(
         "--worker-env", action="append", default=[], help="KEY=VALUE for (a)'s worker (ablations)"
