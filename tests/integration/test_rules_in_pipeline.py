@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from localdev.runtime import LocalPostgres
@@ -142,3 +143,50 @@ async def test_a_rule_that_fails_never_stops_the_batch(
         await h.handle("environment", [reading(h, n, 90, t0=t0) for n in range(3)])
         assert len(h.stored_ids()) == 3 and h.incidents() == []
         assert h.pipeline.rule_totals.errors["pm25-high"] == 1
+
+
+SILENCE = f"""
+rules:
+  - id: station-silent
+    kind: silence
+    title: Station silent
+    domain: environment
+    after: 10m
+    severity: medium
+    category: anomaly
+    subcategory: deviceFailure
+    {TEXT}
+"""
+
+
+async def test_silence_opens_from_the_timer_against_the_sources_watermark_and_clears_on_report(
+    settings: Settings, superuser: str
+) -> None:
+    t0 = datetime.now(UTC) - timedelta(minutes=50)
+    async with pipeline_harness(settings, superuser, rules=SILENCE) as h:
+        runner = h.pipeline.rules
+        assert runner is not None
+        await h.handle("environment", [reading(h, 0, 10, entity="st-a", t0=t0),
+                                       reading(h, 1, 10, entity="st-b", t0=t0)])  # fmt: skip
+
+        async def check() -> None:
+            async with (
+                await psycopg.AsyncConnection.connect(h.settings.db.conninfo("ingest")) as conn,
+                conn.transaction(),
+            ):
+                await runner.check_silence(conn)
+
+        await check()
+        assert h.incidents() == []  # nobody's newer: the watermark has not moved
+        later = t0 + timedelta(minutes=11)
+        await h.handle("environment", [h.event({"entity_id": "st-b", "location": POINT, "pm25": 5.0},
+                                               id="st-b-late", time=later)])  # fmt: skip
+        await check()
+        (incident,) = h.incidents()
+        assert (incident["key"], incident["opened_at"]) == ("st-a", t0 + timedelta(minutes=10))
+        await check()  # checking again opens nothing more
+        assert len(h.incidents()) == 1
+        await h.handle("environment", [h.event({"entity_id": "st-a", "location": POINT, "pm25": 5.0},
+                                               id="st-a-back", time=later)])  # fmt: skip
+        (incident,) = h.incidents()
+        assert incident["state"] == "resolved"
