@@ -8,7 +8,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Scenario = Literal["flood", "festival-crowd", "air-pollution", "sensor-silence", "hospital-surge"]
+Scenario = Literal[
+    "flood", "festival-crowd", "coastal-storm", "air-pollution", "sensor-silence", "hospital-surge"
+]
 SCENARIOS: tuple[str, ...] = Scenario.__args__  # type: ignore[attr-defined]
 
 # Faults the simulator can inject, and what the decoder (domains.envelope) says about each.

@@ -13,6 +13,7 @@ Determinism: everything comes from one `random.Random(seed)` and the nominal clo
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
 from collections import Counter, deque
@@ -23,20 +24,33 @@ from typing import Any
 
 import orjson
 
-from domains import agriculture, environment, health, security, tourism
+from domains import agriculture, environment, health, planning, security, tourism
 from domains import transport as tr
 from domains.base import DomainEvent
 from domains.envelope import DATA_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, structured_document
 from domains.registry import EventType, Registry
 from geo.zones import ZoneIndex
+from rules.load import RuleSet, default_rule_files, load_rule_files
+from rules.model import Correlation, Threshold
 from simulator.config import FAULT_REASONS, SimulatorConfig
-from simulator.profiles import PROFILES, Entity, Moment, Profile, Site, initial_state
+from simulator.profiles import (
+    PROFILES,
+    SCRIPTS,
+    Entity,
+    Moment,
+    Profile,
+    Script,
+    Site,
+    initial_state,
+    scripted_reading,
+)
 
 # Where each scenario happens, by official unit code (None: everywhere). Another city's zone
 # file: pass --scenario-zone, or the first ward (or zone) is used and the manifest says so.
 SCENARIO_ZONES: dict[str, str | None] = {
     "flood": "22015",  # Tuy Hoà ward: the Đà Rằng in flood and a storm from the sea
     "festival-crowd": "24133",  # Buôn Ma Thuột ward: the coffee festival's square
+    "coastal-storm": "22051",  # Sông Cầu ward: Dân Phước port and Xuân Đài bay
     "air-pollution": "24121",  # Tân Lập ward
     "sensor-silence": "24154",  # Thành Nhất ward
     "hospital-surge": None,
@@ -54,7 +68,9 @@ SCENARIO_ENTITIES: dict[str, tuple[tuple[type[DomainEvent], int], ...]] = {
         (security.CameraEvent, 6),
         (tr.TrafficFlowObserved, 4),
         (tr.ParkingOccupancy, 3),
+        (health.AmbulanceDispatch, 2),
     ),
+    "coastal-storm": ((environment.WeatherObserved, 1), (planning.UtilityOutage, 2)),
     "air-pollution": ((environment.AirQualityObserved, 3), (environment.AirQualityObservedV2, 1)),
     "sensor-silence": (
         (environment.AirQualityObserved, 2),
@@ -72,6 +88,7 @@ SCENARIO_BOOST: dict[str, dict[type[DomainEvent], float]] = {
     },
     "festival-crowd": {tourism.VisitorCount: 4, security.CameraEvent: 2, tourism.HotelOccupancy: 2},
     "air-pollution": {environment.AirQualityObserved: 2, environment.AirQualityObservedV2: 2},
+    "coastal-storm": {},
     "sensor-silence": {},
     "hospital-surge": {
         health.AmbulanceDispatch: 4,
@@ -106,6 +123,8 @@ class Manifest:
     sent: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: a scripted scenario's incidents: rule, zone, entity, opened_at, resolved_at (event times)
+    incidents: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, message: Message) -> None:
         domain = message.domain
@@ -155,6 +174,7 @@ class Manifest:
                 "expected": self.expected(),
                 "faults_injected": dict(Counter(f["fault"] for f in self.faults)),
                 "faults": self.faults,
+                "incidents": self.incidents,
             },
             option=orjson.OPT_INDENT_2,
         )
@@ -167,6 +187,7 @@ class Manifest:
             sent=Counter(doc["sent"]),
             outcomes={d: Counter(c) for d, c in doc["expected"].items()},
             faults=doc["faults"],
+            incidents=doc.get("incidents", []),
         )
 
 
@@ -192,6 +213,28 @@ class Simulation:
         self.placed_by_kind: list[str] = []  # profiles whose sites' units the zone file lacks
         for event_type in self.types:
             self.entities[event_type.model] = self._place(event_type.model)
+        self.script: Script | None = (
+            SCRIPTS.get(self.scenario or "") if self.scenario_zone else None
+        )
+        #: the scripted entities (signal index, entity), in the scenario's zone
+        self.scripted: list[tuple[int, Entity]] = []
+        if self.script is not None:
+            for index, signal in enumerate(self.script.signals):
+                self.scripted += [
+                    (index, e)
+                    for e in self.entities.get(signal.model, [])
+                    if e.zone_id == self.scenario_zone
+                ]
+        # the clock: event time of message seq is first_ts + seq * step
+        end_ts = config.start_ts + config.count / config.rate
+        if self.script is None:
+            self.first_ts, self.step = config.start_ts, 1.0 / config.rate
+        else:  # the run covers the script's span, ending at its nominal end (never ahead of it)
+            self.first_ts = float(
+                math.floor(end_ts - max(self.script.span_s, config.count / config.rate))
+            )
+            self.step = (end_ts - self.first_ts) / config.count
+        self.end_ts = end_ts
         first, last = SCENARIO_WINDOW
         self.window = (int(config.count * first), int(config.count * last))
         self.silenced: set[str] = set()
@@ -200,6 +243,12 @@ class Simulation:
                 e.id for ents in self.entities.values() for e in ents if e.scenario
             } or {self.entities[self.types[0].model][0].id}
         self.manifest = Manifest(run=self._describe(zone_note))
+        #: scripted readings sent: (event time, signal index, entity id, in its phase)
+        self.readings: list[tuple[float, int, str, bool]] = []
+
+    def time_of(self, seq: int) -> float:
+        """Nominal event time (epoch seconds) of message `seq`."""
+        return self.first_ts + seq * self.step
 
     # -- the world -------------------------------------------------------------------------------
     def _scenario_zone(self) -> tuple[str | None, str | None]:
@@ -286,6 +335,7 @@ class Simulation:
             "rate": c.rate,
             "start": c.start.isoformat(),
             "end": c.end().isoformat(),
+            "first_event_time": _iso(self.first_ts),
             "namespace": c.namespace,
             "topics": {t.domain: self.registry.topic(t.domain) for t in self.types},
             "types": [t.type for t in self.types],
@@ -308,10 +358,18 @@ class Simulation:
                 "name": self.scenario,
                 "zone_id": self.scenario_zone,
                 "note": zone_note,
-                "from": _iso(c.time_of(start)),
-                "to": _iso(c.time_of(end)),
+                "from": _iso(self.time_of(start)),
+                "to": _iso(self.time_of(end)),
                 "silenced_entities": sorted(self.silenced),
             }
+            if self.script is not None:
+                run["scenario"]["scripted"] = {
+                    "compound": self.script.compound,
+                    "every_s": self.script.every_s,
+                    "entities": sorted(e.id for _, e in self.scripted),
+                    "note": "scripted entities report on a fixed schedule; their incidents are "
+                    "computed for the shipped default rules",
+                }
         return run
 
     # -- the clock -------------------------------------------------------------------------------
@@ -322,7 +380,7 @@ class Simulation:
         festival = 0.6 if local.month == 3 and 8 <= local.day <= 14 and local.year % 2 else 0.0
         intensity = 0.0
         start, end = self.window
-        if self.scenario and start <= seq < end:
+        if self.scenario and self.script is None and start <= seq < end:
             ramp = max(1, (end - start) * 3 // 10)
             intensity = min(1.0, (seq - start + 1) / ramp)
         return Moment(
@@ -365,7 +423,12 @@ class Simulation:
         silence_from, silence_to = self.window
         second = -1
         prefix = ""
-        start_ts, step = c.start_ts, 1.0 / c.rate
+        start_ts, step = self.first_ts, self.step
+        scripted_ids = {e.id for _, e in self.scripted}
+        if scripted_ids:  # scripted entities report only on their schedule
+            entities = [[e for e in ents if e.id not in scripted_ids] or ents for ents in entities]
+        index_of = {t.model: k for k, t in enumerate(types)}
+        schedule = self._schedule()
         moment = Moment()
         cumulative: list[float] = []
         for seq in range(c.count):
@@ -375,6 +438,11 @@ class Simulation:
                 prefix = _iso(second)[:-9]  # "YYYY-MM-DDTHH:MM:SS."
                 moment = self._moment(seq, t)
                 cumulative = self._weights(moment)
+            if schedule and schedule[0][0] <= t:
+                message = self._scripted(seq, schedule, index_of, moment)
+                self.manifest.add(message)
+                yield message
+                continue
             fault = None
             if fault_total and r.random() < fault_total:
                 fault = fault_names[bisect.bisect(fault_cum, r.random() * fault_total)]
@@ -460,6 +528,49 @@ class Simulation:
                 pool.append(message)
             self.manifest.add(message)
             yield message
+        if self.script is not None:
+            self.manifest.incidents = expected_incidents(
+                self.script, self.scenario_zone or "", self.readings, default_rules()
+            )
+
+    # -- scripted scenarios ----------------------------------------------------------------------
+    def _schedule(self) -> list[tuple[float, int]]:
+        """(time, index into self.scripted) of each scripted entity's first reading, a heap."""
+        if self.script is None:
+            return []
+        every = self.script.every_s
+        heap = [(self.first_ts + 1 + j % (every - 1), j) for j in range(len(self.scripted))]
+        heapq.heapify(heap)
+        return heap
+
+    def _scripted(
+        self, seq: int, schedule: list[tuple[float, int]], index_of: dict[Any, int], moment: Moment
+    ) -> Message:
+        """The next scheduled reading (its own event time, no fault), and the next one queued."""
+        assert self.script is not None
+        at, j = heapq.heappop(schedule)
+        if at + self.script.every_s < self.end_ts:
+            heapq.heappush(schedule, (at + self.script.every_s, j))
+        index, entity = self.scripted[j]
+        signal = self.script.signals[index]
+        k = index_of[signal.model]
+        event_type = self.types[k]
+        profile = PROFILES[signal.model]
+        offset = at - self.first_ts
+        data = scripted_reading(signal, entity, offset, profile.reading(entity, moment, self.rng))
+        start, end, _ = signal.phase
+        self.readings.append((at, index, entity.id, start <= offset < end))
+        event_id = _uuid4(self.rng.getrandbits(128))
+        source = f"/sim/{event_type.domain}/{profile.prefix}"
+        headers = [
+            SPECVERSION_HEADER, ("ce_id", event_id.encode()), ("ce_source", source.encode()),
+            ("ce_type", event_type.type.encode()), ("ce_time", _iso(at).encode()),
+            CONTENT_TYPE_HEADER,
+        ]  # fmt: skip
+        return Message(
+            seq, event_type.domain, self.registry.topic(event_type.domain), entity.id.encode(),
+            orjson.dumps(data), headers, event_id,
+        )  # fmt: skip
 
     def _any_unsilenced(self, entities: list[list[Entity]]) -> tuple[int, Entity]:
         for k, ents in enumerate(entities):
@@ -501,3 +612,72 @@ def _uuid4(bits: int) -> str:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def default_rules() -> RuleSet:
+    return load_rule_files(default_rule_files())
+
+
+def expected_incidents(
+    script: Script, zone: str, readings: list[tuple[float, int, str, bool]], rules: RuleSet
+) -> list[dict[str, Any]]:
+    """The incidents a script's readings must open under `rules`: each signal's per-entity
+    threshold rule (its `for` and `quiet`) and the compound rule (its `window` and `quiet`),
+    with the event times of opening and resolution (None: still open at the end of the run).
+    The readings breach inside their phase and are clear outside it (no hysteresis band)."""
+    out: list[dict[str, Any]] = []
+    for index, signal in enumerate(script.signals):
+        if signal.rule is None:
+            continue
+        rule = rules.by_id(signal.rule)
+        assert isinstance(rule, Threshold), signal.rule
+        by_entity: dict[str, list[tuple[float, bool]]] = {}
+        for t, i, entity, breach in readings:
+            if i == index:
+                by_entity.setdefault(entity, []).append((t, breach))
+        for entity, seen in sorted(by_entity.items()):
+            holds = [(t, breach, entity) for t, breach in seen]
+            out += _occurrences(rule.id, zone, holds, rule.for_.total_seconds(), rule.quiet)
+    compound = rules.by_id(script.compound)
+    assert isinstance(compound, Correlation), script.compound
+    window = compound.window.total_seconds()
+    hits: dict[int, float] = {}
+    holds = []
+    for t, i, entity, breach in readings:
+        if breach:
+            hits[i] = t
+        all_hold = len(hits) == len(script.signals) and all(h >= t - window for h in hits.values())
+        holds.append((t, all_hold, entity))
+    out += _occurrences(compound.id, zone, holds, 0.0, compound.quiet, compound=True)
+    return sorted(out, key=lambda i: (i["opened_at"], i["rule"], i["entity"]))
+
+
+def _occurrences(
+    rule: str, zone: str, holds: list[tuple[float, bool, str]], for_s: float, quiet: Any,
+    compound: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Raise after `for_s` of breaching readings; resolve once clear for `quiet`."""
+    quiet_s = quiet.total_seconds()
+    out: list[dict[str, Any]] = []
+    pending: float | None = None
+    clear_since: float | None = None
+    current: dict[str, Any] | None = None
+    for t, breach, entity in holds:
+        if breach:
+            clear_since = None
+            if current is not None:
+                continue
+            pending = t if pending is None else pending
+            if t - pending >= for_s:
+                current = {"rule": rule, "zone": zone, "entity": entity, "key": zone if compound else entity,
+                           "opened_at": _iso(t), "resolved_at": None}  # fmt: skip
+                out.append(current)
+            continue
+        pending = None
+        if current is None:
+            continue
+        clear_since = t if clear_since is None else clear_since
+        if t - clear_since >= quiet_s:
+            current["resolved_at"] = _iso(t)
+            current, clear_since = None, None
+    return out
