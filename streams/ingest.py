@@ -201,7 +201,7 @@ def _with_last_offset(letter: DeadLetter, last_offset: int) -> DeadLetter:
     return DeadLetter(
         reason=letter.reason, message=letter.message, error_class=letter.error_class,
         topic=letter.topic, partition=letter.partition, offset=letter.offset, key=None,
-        value=None, replay_count=0, rejected_at=letter.rejected_at, last_offset=last_offset,
+        value=b"", replay_count=0, rejected_at=letter.rejected_at, last_offset=last_offset,
     )  # fmt: skip
 
 
