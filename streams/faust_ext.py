@@ -757,6 +757,7 @@ def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
         datadir=faust_datadir(settings),
     )
     app.fetch_max_wait_ms = conf.fetch_max_wait_ms
+    app.stop_wait_s = conf.stop_wait_s
     app.stream_yield_every = conf.stream_yield_every
     app.chunk_max_records = conf.batch_size
     return app

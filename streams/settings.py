@@ -138,6 +138,11 @@ class StreamSettings(BaseModel):
     web_enabled: bool = True
     web_port: int = Field(6066, ge=1, le=65535, description="Faust web (/metrics) port.")
     web_host: str = "127.0.0.1"
+    stop_wait_s: float = Field(
+        10.0, ge=0, le=600, description="On SIGTERM, how long batches in flight may take to "
+        "finish (a database outage holds them); what is not done by then is not committed and "
+        "is read again by the next worker.",
+    )  # fmt: skip
     retry_first_s: float = Field(
         0.2, gt=0, le=60, description="First wait when the database or the DLQ is unavailable "
         "(the one retry loop, streams.retry); doubles up to retry_cap_s.",
