@@ -146,7 +146,7 @@ def _maintain_timescale(
     *,
     run_jobs: bool,
 ) -> None:
-    for low, high in _merge(refresh_ranges):
+    for low, high in merge_ranges(refresh_ranges):
         for name, width in AGGREGATES:
             # refresh_continuous_aggregate only refreshes buckets wholly inside the window.
             start = _floor(low, width)
@@ -175,7 +175,7 @@ def _floor(value: datetime, width: timedelta) -> datetime:
     return origin + ((value - origin) // width) * width
 
 
-def _merge(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+def merge_ranges(ranges: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     """Ranges less than an hour apart merged (fewer refresh calls; TimescaleDB re-materializes
     only the invalidated buckets inside a window, so a wider window costs little)."""
     merged: list[tuple[datetime, datetime]] = []

@@ -34,7 +34,7 @@ import structlog
 from psycopg import sql
 
 from sinks.config import Flavour, StorageSettings
-from sinks.maintenance import AGGREGATES, maintain
+from sinks.maintenance import AGGREGATES, maintain, merge_ranges
 
 log = structlog.get_logger(__name__)
 
@@ -136,7 +136,7 @@ def rezone(
     try:
         ranges = _rezone_events(conn, known, lookup, batch_size, report, progress)
         _clear_orphans(conn, known, report, ranges)
-        ranges = _merge(ranges)
+        ranges = merge_ranges(ranges)
         with conn.transaction():
             for low, high in ranges:  # only there did measurements change
                 cur = conn.execute(SYNC_LATEST, {"low": low, "high": high})
@@ -250,17 +250,6 @@ def _replace_zones(
             "DELETE FROM zones WHERE NOT id = ANY(%s) RETURNING id", ([z.id for z in zones],)
         ).fetchall()
         report.zones_removed = sorted(r[0] for r in removed)
-
-
-def _merge(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Ranges less than an hour apart (consecutive batches) merged: fewer statements."""
-    merged: list[tuple[datetime, datetime]] = []
-    for low, high in sorted(ranges):
-        if merged and low <= merged[-1][1] + timedelta(hours=1):
-            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-        else:
-            merged.append((low, high))
-    return merged
 
 
 def _exists(conn: psycopg.Connection[Any], table: str) -> bool:

@@ -11,7 +11,7 @@ from psycopg_pool import PoolTimeout
 
 from sinks.config import StorageSettings
 from sinks.errors import ErrorKind, classify
-from sinks.maintenance import _floor, _merge
+from sinks.maintenance import _floor, merge_ranges
 from sinks.migrate import (
     Applied,
     MigrationError,
@@ -96,7 +96,7 @@ def test_refresh_windows_are_bucket_aligned_and_merged() -> None:
     assert _floor(t, timedelta(minutes=1)) == t.replace(second=0)
     assert _floor(t, timedelta(hours=1)) == t.replace(minute=0, second=0)
     ranges = [(t, t + timedelta(minutes=5)), (t - timedelta(days=1), t - timedelta(days=1)), (t, t)]
-    assert _merge(ranges) == [
+    assert merge_ranges(ranges) == [
         (t - timedelta(days=1), t - timedelta(days=1)),
         (t, t + timedelta(minutes=5)),
     ]
