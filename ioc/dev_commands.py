@@ -127,13 +127,27 @@ def demo_command(
     faults: Annotated[
         float, typer.Option(min=0, max=0.05, help="Rate of each fault kind.")
     ] = 0.002,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="A scripted scenario (flood, festival-crowd, coastal-storm) whose incidents are "
+            "shown beside its manifest's, or `none`."
+        ),
+    ] = "flood",
 ) -> None:
-    """Simulator -> Kafka -> worker -> database for a minute, then who got what, per domain."""
+    """Simulator -> Kafka -> worker -> database for a minute, then who got what, per domain,
+    and the scenario's incidents (opened, repeated, resolved) against its manifest."""
     from localdev.demo import run_demo, summary_table
+    from simulator.profiles import SCRIPTS
 
+    if scenario != "none" and scenario not in SCRIPTS:
+        raise fail(f"--scenario: one of {', '.join(SCRIPTS)} or none", 2)
     settings = settings_from(ctx)
     try:
-        result = run_demo(settings, duration_s=duration, rate=rate, faults=faults, console=console)
+        result = run_demo(
+            settings, duration_s=duration, rate=rate, faults=faults, console=console,
+            scenario=None if scenario == "none" else scenario,
+        )  # fmt: skip
     except RuntimeProblem as exc:
         raise fail(str(exc)) from None
     console.print(summary_table(result, settings.stream.late_horizon_s))

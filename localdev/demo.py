@@ -11,6 +11,15 @@ it meant each message to become, before the worker's late horizon turns old even
 `too_late` dead letters) goes to `<state dir>/demo/simulate.log` with its manifest; the demo
 compares its counts with that manifest under the worker's horizon, says so under the table, and
 on a mismatch prints what the manifest expected beside what was found, labelled as such.
+
+A scripted scenario runs in the traffic (`flood` by default): its manifest lists the incidents the
+shipped default rules must open and resolve, with event times. After the counts, a second table
+shows the incidents the worker opened during the run: each one's opening, its repeats (one
+incident however many breaching readings) and its resolution, beside the manifest's, and says
+whether they are equal. Incidents of other rules (background noise elsewhere) are counted apart.
+A scenario's event times go back 55 minutes, so a second demo within the hour would send times
+the rules have already passed for the zone's keys (late for the rules): before each scenario run,
+the demo forgets the rule state of the scenario zone's keys that hold no open incident.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from localdev.accounting import (
 )
 from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import RuntimeProblem, state_dir
-from simulator.generate import Manifest
+from simulator.generate import SCENARIO_ZONES, Manifest
 from sinks.migrate import migrate
 from streams.net import port_is_free
 from streams.pipeline import ensure_topics, registry_for
@@ -52,6 +61,8 @@ class DemoResult:
     after: Observed
     seconds: float
     work: Path = Path(".local/demo")  # the worker's log, the simulator's log and manifest
+    #: incidents opened during a scenario run (rows of `incidents`, event times), if one ran
+    incidents: list[dict[str, Any]] | None = None
 
     def stored(self, domain: str) -> int:
         return self.after.stored[domain] - self.before.stored[domain]
@@ -71,6 +82,21 @@ class DemoResult:
     def complete(self, horizon_s: float) -> bool:
         return not self.mismatched(horizon_s)
 
+    def scenario_incidents(self) -> list[dict[str, Any]]:
+        """The run's incidents in the scenario's zone or of a compound rule, as the manifest
+        lists them (rule, zone, entity, key, opened_at, resolved_at)."""
+        zone = (self.manifest.run.get("scenario") or {}).get("zone_id")
+        return [
+            _listed(i)
+            for i in self.incidents or []
+            if i["zone"] == zone or i["rule"].startswith("compound.")
+        ]
+
+    def incidents_match(self) -> bool:
+        if self.incidents is None:
+            return True
+        return self.scenario_incidents() == self.manifest.incidents
+
     def mismatched(self, horizon_s: float) -> list[str]:
         """Domains whose counts differ from the manifest's expectation under `horizon_s`."""
         stored, dead, duplicates = split_expected(self.manifest.expected(late_horizon_s=horizon_s))
@@ -84,7 +110,13 @@ class DemoResult:
 
 
 def run_demo(
-    settings: Settings, *, duration_s: int, rate: float, faults: float, console: Console
+    settings: Settings,
+    *,
+    duration_s: int,
+    rate: float,
+    faults: float,
+    console: Console,
+    scenario: str | None = "flood",
 ) -> DemoResult:
     registry = registry_for(settings)
     work = state_dir(settings) / "demo"
@@ -112,6 +144,8 @@ def run_demo(
         console.print(f"worker started (pid {worker.pid}, log {worker.log_path})")
         catch_up(settings, registry, worker, console)
         demo_start = datetime.now(UTC)
+        if scenario:
+            forget_zone_state(settings, scenario)
         before = observe(settings, registry)
         seed = random.SystemRandom().randrange(1, 2**31)
         manifest_path = work / "manifest.json"
@@ -120,6 +154,7 @@ def run_demo(
             [
                 "simulate", "--rate", str(rate), "--duration", f"{duration_s}s",
                 "--faults", str(faults), "--seed", str(seed), "--manifest", str(manifest_path),
+                *(["--scenario", scenario] if scenario else []),
             ],
             work / "simulate.log",
         )  # fmt: skip
@@ -144,9 +179,57 @@ def run_demo(
         seconds = time.monotonic() - started
         time.sleep(settings.stream.stats_interval_s + 1)  # one more stats window for latency
         after.latency_p95_s = observe(settings, registry, since=demo_start).latency_p95_s
+        incidents = run_incidents(settings, demo_start) if scenario else None
     finally:
         worker.stop(30)
-    return DemoResult(manifest, before, after, seconds, work)
+    return DemoResult(manifest, before, after, seconds, work, incidents)
+
+
+def _listed(incident: dict[str, Any]) -> dict[str, Any]:
+    """An incident as the manifest lists it."""
+    return {k: incident[k] for k in ("rule", "zone", "entity", "key", "opened_at", "resolved_at")}
+
+
+RUN_INCIDENTS = """
+SELECT i.rule_id, i.zone_id, i.entity_id, i.key, i.opened_at, i.resolved_at, i.count,
+  (SELECT count(*) FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'updated')
+FROM incidents i WHERE i.created_at >= %s
+ORDER BY i.opened_at, i.rule_id, i.entity_id"""
+
+# The zone's key and its entities' keys (entity ids carry their zone: <prefix>-<zone>-<n>).
+FORGET_ZONE_STATE = """
+DELETE FROM rule_state
+WHERE (key = %(zone)s OR key LIKE '%%-' || %(zone)s || '-%%')
+  AND coalesce(state->'inc', 'null'::jsonb) = 'null'::jsonb"""
+
+
+def forget_zone_state(settings: Settings, scenario: str) -> None:
+    zone = SCENARIO_ZONES[scenario]
+    with psycopg.connect(settings.db.conninfo("owner")) as conn:
+        conn.execute(FORGET_ZONE_STATE, {"zone": zone})
+
+
+def run_incidents(settings: Settings, since: datetime) -> list[dict[str, Any]]:
+    """The incidents the worker opened since `since` (wall time; their times are event times)."""
+    with psycopg.connect(settings.db.conninfo("owner")) as conn:
+        rows = conn.execute(RUN_INCIDENTS, (since,)).fetchall()
+    return [
+        {
+            "rule": rule,
+            "zone": zone,
+            "entity": entity,
+            "key": key,
+            "opened_at": _iso(opened),
+            "resolved_at": None if resolved is None else _iso(resolved),
+            "count": count,
+            "updates": updates,
+        }
+        for rule, zone, entity, key, opened, resolved, count, updates in rows
+    ]
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def run_with_progress(child: ChildCommand, duration_s: int, console: Console) -> int | None:
@@ -221,14 +304,19 @@ def summary_table(result: DemoResult, horizon_s: float) -> RenderableType:
     )  # fmt: skip
     horizon = f"late horizon {horizon_s:,.0f} s"
     mismatched = result.mismatched(horizon_s)
+    if result.incidents is not None:
+        table = Group(table, incidents_table(result))  # type: ignore[assignment]
+        counts = table.renderables[0]  # type: ignore[attr-defined]
+    else:
+        counts = table
     if not mismatched:
-        table.caption = (
+        counts.caption = (
             "every sent event accounted for: stored + duplicates + DLQ = sent, exactly as the "
             f"simulator's manifest expects under the worker's {horizon} (older events are "
             "dead letters too_late, not stored)"
         )
         return table
-    table.caption = (
+    counts.caption = (
         f"MISMATCH with the simulator's manifest under the worker's {horizon}: see the table "
         f"below and {result.work} (manifest.json, worker.log, simulate.log)"
     )
@@ -256,3 +344,49 @@ def expected_table(result: DemoResult, horizon_s: float, domains: list[str]) -> 
 
 def reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{r} {n}" for r, n in sorted(counts.items()) if n) or "-"
+
+
+def incidents_table(result: DemoResult) -> Table:
+    """The scenario's incidents: opened, repeated (count, update rows), resolved, in event time,
+    each beside the manifest's; other incidents of the run counted by rule."""
+    scenario = result.manifest.run.get("scenario") or {}
+    found = result.incidents or []
+    mine = result.scenario_incidents()
+    expected = result.manifest.incidents
+    table = Table(
+        title=f"incidents of the {scenario.get('name')} scenario in zone {scenario.get('zone_id')}"
+        " (event times, UTC), from the database"
+    )
+    for column in ("rule", "entity", "opened", "repeats", "resolved", "manifest"):
+        table.add_column(column, justify="right" if column == "repeats" else "left")
+    rows = {(i["rule"], i["entity"], i["opened_at"]): i for i in found}
+    for incident in mine:
+        row = rows[incident["rule"], incident["entity"], incident["opened_at"]]
+        table.add_row(
+            incident["rule"], incident["entity"], incident["opened_at"][11:19],
+            f"{row['count'] - 1:,} ({row['updates']} update rows)",
+            incident["resolved_at"][11:19] if incident["resolved_at"] else "still open",
+            "equal" if incident in expected else "NOT IN MANIFEST",
+        )  # fmt: skip
+    for incident in expected:
+        if incident not in mine:
+            table.add_row(
+                incident["rule"], incident["entity"], incident["opened_at"][11:19], "-",
+                (incident["resolved_at"] or "")[11:19], "MISSING (manifest only)",
+            )  # fmt: skip
+    others = Counter(i["rule"] for i in found if _listed(i) not in mine)
+    verdict = (
+        f"the {len(mine)} incidents equal the manifest's {len(expected)}: each opened once, "
+        "repeated without a new incident, and resolved at the event times the manifest lists"
+        if result.incidents_match()
+        else f"MISMATCH: {len(mine)} incidents found, the manifest lists {len(expected)} (a "
+        "compound rule's condition that reaches the zone's state after a newer event from another "
+        "domain's agent is dropped as late_for_rule, and the incident opens on a later reading)"
+    )
+    verdict += (
+        "; latency in the table above is measured from event time, which the scenario dates "
+        "back up to 55 minutes"
+    )
+    background = ", ".join(f"{rule} {n}" for rule, n in sorted(others.items()))
+    table.caption = verdict + (f"; elsewhere, background noise: {background}" if others else "")
+    return table

@@ -112,7 +112,7 @@ class Message:
     fault: str | None = None
     outcome: str = "stored"  # stored | duplicate | dlq
     reason: str | None = None  # the decoder's reason code when outcome == "dlq"
-    lag_s: float = 0.0  # late events: seconds before their nominal time
+    lag_s: float = 0.0  # late events: seconds behind the sending clock (a script's run is older)
 
 
 @dataclass
@@ -522,7 +522,7 @@ class Simulation:
                 fault,
                 "dlq" if reason else "stored",
                 reason,
-                lag,
+                lag + (c.start_ts + seq / c.rate - t) if lag else 0.0,  # behind the sending clock
             )
             if fault is None:
                 pool.append(message)
