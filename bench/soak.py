@@ -17,6 +17,13 @@ it waits until every event is accounted for and the lag is 0, then prints:
   the late horizon may land either side; their number is printed).
 
 Not a test: it exits 1 if the worker exited or the counts do not match, 0 otherwise.
+
+Measured 2026-12-01 (2 cores shared with three other engineers' runtimes and tests, load 6-10),
+30 minutes at 2,000 events/s, faults 0.002 each: 3,600,000 events sent in 1,806 s; the worker
+alive throughout, RSS 105.5 MB when it answered, 153.0 MB after the first minute, 154.6 MB at
+the end (peak 154.6 MB); maximum lag 9,051 events (at 6.5 min; typically 0-2,000, one batch
+window), 0 when the simulator finished; stored 3,538,701, duplicates 7,257, dead letters 54,042
+(8 reasons), equal to the manifest in every domain and reason.
 """
 
 from __future__ import annotations
