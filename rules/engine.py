@@ -9,7 +9,9 @@ Per batch, in two steps, so that the caller can lock exactly the state rows it n
 
 Time is event time throughout. Each key's observations are applied in event-time order. An
 observation older than the newest already applied for its key (in an earlier batch) is counted as
-`late_for_rule` and changes nothing: the allowed lateness is one batch.
+`late_for_rule` and changes nothing: the allowed lateness is one batch. Correlation rules are
+the exception: fed by several domains' agents, they take each condition at its own event time
+(see `_correlation`).
 
 An incident is a snapshot dict kept inside its key's state while it is open (see `Incident`);
 its id derives from (rule, key, event time of opening), so a replay opens the same ids. A breach
@@ -156,10 +158,14 @@ class _Key:
         self.out.transitions.setdefault(incident["id"], []).append((transition, at))
 
     def open(
-        self, obs: Observation, value: float | None, extra: dict[str, Any] | None = None
+        self,
+        obs: Observation,
+        value: float | None,
+        extra: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> None:
         rule = self.rule
-        opened = obs.time
+        opened = obs.time if at is None else at
         flapping, flap_count, previous = False, 0, None
         if self.last is not None:
             previous = self.last["id"]
@@ -296,14 +302,77 @@ def _holds(condition: Condition, obs: Observation) -> bool:
 
 
 def _correlation(k: _Key, rule: Correlation, obs: Observation) -> None:
-    hits: dict[str, str] = dict(k.state.get("hits", {}))
+    """Conditions come from several domains, so from several agents whose batches interleave:
+    an event older than the zone's clock (the newest event time it has seen) is not late here.
+    The result does not depend on the order in which the agents' batches arrive:
+    - it opens at the earliest time T at which every condition held within [T - window, T]
+      (from the times each condition held, kept since the window's start and the last
+      resolution), with the entity whose event completed the set;
+    - it repeats while every condition's newest time is within the window before the clock;
+    - it stops holding when the oldest of those newest times leaves the window (E), and
+      resolves at E + quiet, once the clock has passed that time."""
+    now = obs.time if k.applied is None else max(k.applied, obs.time)
+    k.applied = now
+    horizon = _iso(now - rule.window)
+    floor = max(horizon, (k.last or {}).get("resolved_at") or "")
+    stamp = _iso(obs.time)
+    newest: dict[str, str] = dict(k.state.get("newest", {}))
+    hits: dict[str, list[list[str]]] = {
+        i: [h for h in held if h[0] >= floor] for i, held in k.state.get("hits", {}).items()
+    }
     for index, condition in enumerate(rule.conditions):
-        if _holds(condition, obs):
-            hits[str(index)] = _iso(obs.time)
-    k.state["hits"] = hits
-    start = _iso(obs.time - rule.window)
-    all_hold = all(hits.get(str(i), "") >= start for i in range(len(rule.conditions)))
-    k.step(obs, all_hold, not all_hold, None, extra={"conditions_met": sorted(hits)})
+        if not _holds(condition, obs):
+            continue
+        i = str(index)
+        if newest.get(i, "") < stamp:
+            newest[i] = stamp
+        held = hits.setdefault(i, [])
+        if stamp >= floor and (len(held) < _MAX_HITS or stamp < held[-1][0]):
+            held.append([stamp, obs.entity_id])
+            held.sort()
+            del held[_MAX_HITS:]
+    keys = [str(i) for i in range(len(rule.conditions))]
+    all_hold = all(newest.get(i, "") >= horizon for i in keys)
+    extra = {"conditions_met": sorted(newest)}
+    if k.phase == "firing":
+        hits = {}  # not needed while it fires; collected afresh after it resolves
+        if all_hold:
+            if k.incident is not None:
+                k.repeat(_at(obs, now), None, extra)
+        else:
+            stopped = min(datetime.fromisoformat(newest[i]) for i in keys) + rule.window
+            if now >= stopped + rule.quiet:
+                if k.incident is not None:
+                    k.resolve(stopped + rule.quiet)
+                k.phase, k.held = "normal", False
+    elif all_hold and (found := _earliest_complete(hits, keys, rule.window)) is not None:
+        opened, entity = found
+        k.phase, hits = "firing", {}
+        if not k.held:
+            trigger = Observation(opened, obs.domain, obs.type_name, obs.source, entity,
+                                  obs.zone_id, {}, "{}")  # fmt: skip
+            k.open(trigger, None, extra)
+    k.state["hits"], k.state["newest"] = hits, newest
+
+
+def _at(obs: Observation, time: datetime) -> Observation:
+    return Observation(time, obs.domain, obs.type_name, obs.source, obs.entity_id, obs.zone_id,
+                       obs.values, obs.data_json)  # fmt: skip
+
+
+_MAX_HITS = 256  # the earliest times kept per condition and zone while it does not fire
+
+
+def _earliest_complete(
+    hits: dict[str, list[list[str]]], keys: list[str], window: timedelta
+) -> tuple[datetime, str] | None:
+    """The earliest hit time T with every condition held in [T - window, T], and the entity
+    whose event that was."""
+    for candidate, entity in sorted({(h[0], h[1]) for i in keys for h in hits.get(i, [])}):
+        start = _iso(datetime.fromisoformat(candidate) - window)
+        if all(any(start <= h[0] <= candidate for h in hits.get(i, [])) for i in keys):
+            return datetime.fromisoformat(candidate), entity
+    return None
 
 
 def _silence_seen(k: _Key, rule: Silence, obs: Observation) -> None:
@@ -331,6 +400,9 @@ def apply(
         k = _Key(rule, key, states.get((rule_id, key), {}), out)
         try:
             for obs in observations:
+                if isinstance(rule, Correlation):  # keeps its own clock (see _correlation)
+                    _correlation(k, rule, obs)
+                    continue
                 if k.applied is not None and obs.time < k.applied:
                     out.late_for_rule[rule_id] += 1
                     continue

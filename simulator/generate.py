@@ -640,21 +640,38 @@ def expected_incidents(
             out += _occurrences(rule.id, zone, holds, rule.for_.total_seconds(), rule.quiet)
     compound = rules.by_id(script.compound)
     assert isinstance(compound, Correlation), script.compound
-    window = compound.window.total_seconds()
-    hits: dict[int, float] = {}
-    holds = []
+    out += _compound_occurrences(compound, zone, readings, len(script.signals))
+    return sorted(out, key=lambda i: (i["opened_at"], i["rule"], i["entity"]))
+
+
+def _compound_occurrences(
+    rule: Correlation, zone: str, readings: list[tuple[float, int, str, bool]], signals: int
+) -> list[dict[str, Any]]:
+    """As rules.engine decides a correlation: it opens at the first reading that completes the
+    set (every signal breached within the window), and once the set no longer holds it resolves
+    at the moment the oldest signal's last breach left the window, plus the quiet period, when
+    a later reading shows that time has passed."""
+    window, quiet = rule.window.total_seconds(), rule.quiet.total_seconds()
+    newest: dict[int, float] = {}
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
     for t, i, entity, breach in readings:
         if breach:
-            hits[i] = t
-        all_hold = len(hits) == len(script.signals) and all(h >= t - window for h in hits.values())
-        holds.append((t, all_hold, entity))
-    out += _occurrences(compound.id, zone, holds, 0.0, compound.quiet, compound=True)
-    return sorted(out, key=lambda i: (i["opened_at"], i["rule"], i["entity"]))
+            newest[i] = t
+        all_hold = len(newest) == signals and all(h >= t - window for h in newest.values())
+        if current is None and all_hold:
+            current = {"rule": rule.id, "zone": zone, "entity": entity, "key": zone,
+                       "opened_at": _iso(t), "resolved_at": None}  # fmt: skip
+            out.append(current)
+        elif current is not None and not all_hold:
+            resolved = min(newest.values()) + window + quiet
+            if t >= resolved:
+                current["resolved_at"], current = _iso(resolved), None
+    return out
 
 
 def _occurrences(
     rule: str, zone: str, holds: list[tuple[float, bool, str]], for_s: float, quiet: Any,
-    compound: bool = False,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Raise after `for_s` of breaching readings; resolve once clear for `quiet`."""
     quiet_s = quiet.total_seconds()
@@ -669,7 +686,7 @@ def _occurrences(
                 continue
             pending = t if pending is None else pending
             if t - pending >= for_s:
-                current = {"rule": rule, "zone": zone, "entity": entity, "key": zone if compound else entity,
+                current = {"rule": rule, "zone": zone, "entity": entity, "key": entity,
                            "opened_at": _iso(t), "resolved_at": None}  # fmt: skip
                 out.append(current)
             continue

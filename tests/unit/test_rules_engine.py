@@ -286,3 +286,23 @@ def test_a_bad_rule_names_the_file_the_rule_and_the_field() -> None:
     problems = "\n".join(caught.value.problems)
     assert "city/air.yaml: rule 'pm25-high'" in problems and "clear_at (70.0)" in problems
     assert "city/air.yaml: rule 'level-rise': window:" in problems
+
+
+def test_correlation_conditions_from_separate_agents_count_whatever_their_arrival_order() -> None:
+    """Two domains' agents commit their batches in turn, so a zone sees an older event after a
+    newer one. The compound incident is the same as in time order, opened when the last
+    condition came true."""
+    level = {"metric": "water_level", "type_name": "water_level", "entity": "gauge"}
+    call = {"domain": "security", "type_name": "emergency_call"}
+    river = [obs(t, 520, **level) for t in (0, 300, 600)]
+    calls = [obs(t, entity=f"caller-{t}", **call) for t in (120, 420)]
+
+    in_order = Run(only="flood-and-calls")
+    for o in sorted(river + calls, key=lambda o: o.time):
+        in_order.batch(o)
+    security_first = Run(only="flood-and-calls")
+    security_first.batch(*calls)  # the security agent's batch commits first
+    security_first.batch(*river)  # then the environment agent's, with older events
+    a, b = in_order.only(), security_first.only()
+    assert a["opened_at"] == b["opened_at"] == (T0 + timedelta(seconds=120)).isoformat()
+    assert a["id"] == b["id"] and security_first.late == 0
