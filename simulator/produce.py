@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from simulator.generate import Message
+from streams.retry import retry_until_done
 
 Progress = Callable[[int], None]
 
@@ -48,7 +50,9 @@ async def produce(
 
     The producer is idempotent: while the broker is down or restarting, batches wait and are
     retried until they are written, never expired, and a retry of a batch the broker had already
-    written (its answer lost when it stopped) is not written twice.
+    written (its answer lost when it stopped) is not written twice. Sending waits for a broker
+    that is away however long it takes, logging once when it starts waiting and once when it
+    goes on (`simulate.send.backpressure`, `simulate.send.recovered`).
     """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -71,7 +75,17 @@ async def produce(
 
         async def submit(topic: str, partition: int) -> None:
             batch = open_batches.pop((topic, partition))
-            pending.append(await producer.send_batch(batch, topic, partition=partition))
+            # send_batch waits for the partition's previous batch to leave the accumulator and
+            # gives up with KafkaTimeoutError (without taking this one) while the broker is away
+            # for longer than about request_timeout_ms: offer the same batch again.
+            future = await retry_until_done(
+                lambda: producer.send_batch(batch, topic, partition=partition),
+                transient=(KafkaTimeoutError,),
+                what="simulate.send",
+                topic=topic,
+                partition=partition,
+            )
+            pending.append(future)
             report.batches += 1
             if len(pending) > 256:
                 done = [f for f in pending if f.done()]
