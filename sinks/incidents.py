@@ -115,7 +115,10 @@ async def save(
                 ),
             )
         outbox = 0
-        for incident_id in sorted(incidents):
+        # resolutions first: a key's next occurrence may open in the same batch, and the partial
+        # unique index allows it only once the previous one is resolved
+        order = sorted(incidents, key=lambda i: (incidents[i]["state"] != "resolved", i))
+        for incident_id in order:
             snapshot = incidents[incident_id]
             rule = facts[snapshot["rule"]]
             vi, en = texts[incident_id]

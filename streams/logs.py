@@ -46,5 +46,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        # not cached: a test's structlog.testing.capture_logs must see every logger, and the
+        # pipeline logs per outage or per rejected batch, never per event
+        cache_logger_on_first_use=False,
     )

@@ -190,3 +190,17 @@ async def test_silence_opens_from_the_timer_against_the_sources_watermark_and_cl
                                                id="st-a-back", time=later)])  # fmt: skip
         (incident,) = h.incidents()
         assert incident["state"] == "resolved"
+
+
+async def test_a_key_resolving_and_opening_again_in_one_batch_keeps_one_open_incident(
+    settings: Settings, superuser: str
+) -> None:
+    t0 = datetime.now(UTC) - timedelta(minutes=25)
+    async with pipeline_harness(settings, superuser, rules=rules()) as h:
+        await h.handle("environment", [reading(h, 0, 70, t0=t0)])
+        # one batch: it clears (quiet 0 s: resolved) and breaches again (a new occurrence)
+        await h.handle("environment", [reading(h, 1, 10, t0=t0), reading(h, 2, 80, t0=t0)])
+        first, second = h.incidents()
+        assert (first["state"], second["state"]) == ("resolved", "open")
+        assert second["previous_id"] == first["id"]
+        assert h.pipeline.rule_totals.errors == {}
