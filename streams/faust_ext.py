@@ -775,10 +775,12 @@ def plain_logging(level: str) -> dict[str, Any]:
                 "event=%(message)r",
             }
         },
+        "filters": {"once": {"()": "streams.logs.OncePerInterval"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
+                "filters": ["once"],
                 "stream": "ext://sys.stderr",
             }
         },

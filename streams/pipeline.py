@@ -96,6 +96,7 @@ class KafkaDeadLetters:
         await ensure_topics(self.settings)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+            enable_idempotence=True,  # a retry across a broker outage never writes a letter twice
             max_batch_size=1024 * 1024, client_id=f"{self.settings.kafka.client_id}-dlq",
             max_request_size=4 * 1024 * 1024,
         )  # fmt: skip

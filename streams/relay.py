@@ -145,6 +145,7 @@ class OutboxRelay:
         if self.producer is None:
             self.producer = AIOKafkaProducer(
                 bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+                enable_idempotence=True,
                 client_id=f"{self.settings.kafka.client_id}-incidents",
             )  # fmt: skip
             await self.producer.start()
