@@ -31,6 +31,7 @@ from simulator.generate import Manifest
 from streams.dlq import DeadLetter, dlq_topic, read_letters
 from streams.settings import Settings, load_settings
 from tests.support.database import free_port, scratch_database
+from tests.support.worker_stack import delete_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -105,17 +106,6 @@ def stack(
             for worker in stack.workers:
                 worker.stop(20)
             asyncio.run(delete_topics(settings.kafka.bootstrap, f"e2e{run}."))
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 def expected_bounds(

@@ -22,7 +22,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
@@ -34,6 +33,7 @@ from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import LocalPostgres
 from streams.settings import Settings, load_settings
 from tests.support.database import free_port, scratch_database
+from tests.support.worker_stack import delete_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -123,17 +123,6 @@ async def send(bootstrap: str, topic: str, messages: list[Message]) -> set[int]:
         return {(await future).partition for future in futures}
     finally:
         await producer.stop()
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 def wait_for(what: str, check: object, timeout: float, child: ChildCommand) -> None:

@@ -168,6 +168,7 @@ async def send(bootstrap: str, topic: str, messages: Sequence[Message]) -> Sent:
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic whose name starts with `prefix`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
