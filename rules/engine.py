@@ -97,13 +97,14 @@ def group(
 ) -> dict[tuple[str, str], list[Observation]]:
     """The observations each (rule, key) must see, in event-time order (stable for ties)."""
     plan: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    for rule in ruleset:
-        if isinstance(rule, Correlation):
-            for obs in observations:
+    by_domain = ruleset.by_domain
+    everywhere = by_domain.get("*", ())
+    for obs in observations:
+        for rule in (*by_domain.get(obs.domain, ()), *everywhere):
+            if isinstance(rule, Correlation):
                 if obs.zone_id is not None and any(matches(c, obs) for c in rule.conditions):
                     plan[rule.id, obs.zone_id].append(obs)
-            continue
-        for obs in observations:
+                continue
             if not matches(rule, obs):
                 continue
             if isinstance(rule, Threshold | RateOfChange) and rule.metric not in obs.values:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,18 @@ class RuleSet:
             if rule.id == rule_id:
                 return rule
         raise KeyError(rule_id)
+
+    @cached_property
+    def by_domain(self) -> dict[str, tuple[Rule, ...]]:
+        """The rules that may look at an event of each domain (a correlation under each of its
+        conditions' domains; "*" for rules of any domain)."""
+        found: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            conditions = getattr(rule, "conditions", None)
+            domains = {c.domain for c in conditions} if conditions else {rule.domain}
+            for domain in sorted(domains):
+                found.setdefault(domain, []).append(rule)
+        return {domain: tuple(rules) for domain, rules in found.items()}
 
     def enabled(self) -> RuleSet:
         return RuleSet(tuple(r for r in self.rules if r.enabled), self.origin)
