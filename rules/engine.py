@@ -268,10 +268,14 @@ def _threshold(k: _Key, rule: Threshold, obs: Observation) -> None:
 
 def _rate(k: _Key, rule: RateOfChange, obs: Observation) -> None:
     value = obs.values[rule.metric]
-    horizon = obs.time - rule.window
-    points = [p for p in k.state.get("points", []) if p[0] >= _iso(horizon)]
+    horizon = _iso(obs.time - rule.window)
+    points: list[list[Any]] = k.state.setdefault("points", [])
+    stale = 0  # the points are in time order: the ones out of the window are at the front
+    while stale < len(points) and points[stale][0] < horizon:
+        stale += 1
+    del points[:stale]
     points.append([_iso(obs.time), value])
-    k.state["points"] = points[-500:]
+    del points[:-500]
     change = (
         value - min(p[1] for p in points) if rule.change > 0 else value - max(p[1] for p in points)
     )

@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 StateKey = tuple[str, str]
 
 LOCK_STATES = """
-SELECT s.rule_id, s.key, s.state FROM rule_state s
+SELECT s.rule_id, s.key, s.state::text FROM rule_state s
 JOIN unnest(%s::text[], %s::text[]) AS k(rule_id, key) USING (rule_id, key)
 ORDER BY s.rule_id, s.key
 FOR UPDATE OF s"""
@@ -38,8 +38,8 @@ SELECT * FROM unnest(%s::text[], %s::text[]) ORDER BY 1, 2
 ON CONFLICT DO NOTHING"""
 
 SAVE_STATES = """
-UPDATE rule_state s SET state = u.state, updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS u(rule_id, key, state)
+UPDATE rule_state s SET state = u.state::jsonb, updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(rule_id, key, state)
 WHERE s.rule_id = u.rule_id AND s.key = u.key"""
 
 UPSERT_INCIDENT = """
@@ -91,7 +91,8 @@ async def lock_states(
     async with conn.cursor() as cur:
         await cur.execute(INSERT_MISSING, (rule_ids, names))
         await cur.execute(LOCK_STATES, (rule_ids, names))
-        return {(r, k): s for r, k, s in await cur.fetchall()}
+        # states travel as JSON text, parsed and written with orjson (thousands per batch)
+        return {(r, k): orjson.loads(s) for r, k, s in await cur.fetchall()}
 
 
 async def save(
@@ -111,7 +112,7 @@ async def save(
                 (
                     [k[0] for k, _ in ordered],
                     [k[1] for k, _ in ordered],
-                    [Jsonb(state) for _, state in ordered],
+                    [orjson.dumps(state).decode() for _, state in ordered],
                 ),
             )
         outbox = 0

@@ -61,6 +61,7 @@ class RuleRunner:
             else:
                 domains.add(rule.domain)
         self.domains = frozenset(domains)
+        self._type_names: dict[str, str] = {}
         self.facts = {
             rule.id: store.RuleFacts(rule.severity, rule.category, rule.subcategory, rule.title)
             for rule in self.ruleset
@@ -78,17 +79,24 @@ class RuleRunner:
         out = []
         wanted = self.domains
         every = "*" in wanted
-        for i, event in enumerate(stored.events):
-            if not every and event.domain not in wanted:
-                continue
-            values = {m.metric: m.value for m in stored.measurements_of(i)}
-            data = event.data if isinstance(event.data, str) else store.dumps(event.data)
-            out.append(
-                Observation(
-                    event.time.astimezone(UTC), event.domain, _short_type(event.type),
-                    event.source, event.entity_id, event.zone_id, values, data,
-                )
-            )  # fmt: skip
+        names = self._type_names
+        measurements, ends = stored.measurements, stored.ends
+        start = 0
+        for event, end in zip(stored.events, ends, strict=True):
+            if every or event.domain in wanted:
+                values = {m.metric: m.value for m in measurements[start:end]}
+                data = event.data if isinstance(event.data, str) else store.dumps(event.data)
+                time = event.time if event.time.tzinfo is UTC else event.time.astimezone(UTC)
+                name = names.get(event.type)
+                if name is None:
+                    name = names[event.type] = _short_type(event.type)
+                out.append(
+                    Observation(
+                        time, event.domain, name, event.source, event.entity_id, event.zone_id,
+                        values, data,
+                    )
+                )  # fmt: skip
+            start = end
         return out
 
     async def after_insert(self, conn: psycopg.AsyncConnection[Any], stored: Batch) -> RuleCounts:
