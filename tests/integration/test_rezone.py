@@ -24,13 +24,7 @@ from sinks.rezone import RezoneReport, ZoneRow, rezone
 from sinks.rows import Batch, EventRow, MeasurementRow
 from sinks.writer import EventSink
 from streams.settings import Settings
-from tests.support.database import (
-    PGLITE_INSTALL,
-    DatabaseUnavailable,
-    PGliteServer,
-    create_roles,
-    scratch_database,
-)
+from tests.support.database import migrated_timescale, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -194,21 +188,13 @@ def test_rezone_on_timescaledb_refreshes_the_continuous_aggregates(settings: Set
     index = ZoneIndex.from_file()
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
     log_file = state_dir(settings) / "pglite-rezone-test.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    server = PGliteServer(log_file=log_file)
-    try:
-        server.start()
-    except DatabaseUnavailable as exc:
-        pytest.fail(f"{exc} (install: {PGLITE_INSTALL})", pytrace=False)
-    try:
-        create_roles(server.connect(), settings.db)
-        with server.connect() as conn:
-            migrate(conn, settings.db, settings.storage, flavour="timescale")
-            store_old_rows(conn, server.conninfo(), settings, "timescale", start)
-            report = rezone(
-                conn, "timescale", settings.storage, known=index.ids, lookup=index.lookup,
-                zones=zone_rows(index), batch_size=3,
-            )  # fmt: skip
-            check_rezoned(conn, report, index)
-    finally:
-        server.stop()
+    with (
+        migrated_timescale(settings.db, settings.storage, log_file) as server,
+        server.connect() as conn,
+    ):
+        store_old_rows(conn, server.conninfo(), settings, "timescale", start)
+        report = rezone(
+            conn, "timescale", settings.storage, known=index.ids, lookup=index.lookup,
+            zones=zone_rows(index), batch_size=3,
+        )  # fmt: skip
+        check_rezoned(conn, report, index)

@@ -24,10 +24,9 @@ from sinks.rows import MeasurementRow
 from sinks.writer import EventSink, WriteResult
 from streams.settings import Settings
 from tests.support.database import (
-    PGLITE_INSTALL,
-    DatabaseUnavailable,
     PGliteServer,
     create_roles,
+    migrated_timescale,
     one_event_each,
     scratch_database,
 )
@@ -38,19 +37,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def timescale(settings: Settings) -> Iterator[PGliteServer]:
     log_file = state_dir(settings) / "pglite-test.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    server = PGliteServer(log_file=log_file)
-    try:
-        server.start()
-    except DatabaseUnavailable as exc:
-        pytest.fail(f"{exc} (install: {PGLITE_INSTALL})", pytrace=False)
-    try:
-        create_roles(server.connect(), settings.db)
-        with server.connect() as conn:
-            migrate(conn, settings.db, settings.storage, flavour="timescale")
+    with migrated_timescale(settings.db, settings.storage, log_file) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def sample(start: datetime) -> list[MeasurementRow]:

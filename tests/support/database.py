@@ -171,3 +171,28 @@ def create_roles(conn: psycopg.Connection[Any], db: DatabaseSettings) -> None:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(user)))
+
+
+@contextlib.contextmanager
+def migrated_timescale(
+    db: DatabaseSettings, storage: Any, log_file: Path
+) -> Iterator[PGliteServer]:
+    """A fresh WASM TimescaleDB with the roles and every migration of flavour timescale; a
+    test that cannot start it fails with the command that installs it (never skips)."""
+    import pytest
+
+    from sinks.migrate import migrate
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    server = PGliteServer(log_file=log_file)
+    try:
+        server.start()
+    except DatabaseUnavailable as exc:
+        pytest.fail(f"{exc} (install: {PGLITE_INSTALL})", pytrace=False)
+    try:
+        create_roles(server.connect(), db)
+        with server.connect() as conn:
+            migrate(conn, db, storage, flavour="timescale")
+        yield server
+    finally:
+        server.stop()
