@@ -136,6 +136,9 @@ def _time(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
+_DEFAULTS = (None, False, "normal")
+
+
 class _Key:
     """One (rule, key)'s state while a batch is applied; written back as a dict."""
 
@@ -252,13 +255,15 @@ class _Key:
             self.phase, self.since, self.clear_since, self.held = "normal", None, None, False
 
     def save(self) -> dict[str, Any]:
+        """The state to store; fields at their default (None, False, "normal") are left out,
+        which keeps the thousands of quiet keys' rows small."""
         self.state.update(
             t=None if self.applied is None else _iso(self.applied), phase=self.phase,
             since=None if self.since is None else _iso(self.since),
             clear_since=None if self.clear_since is None else _iso(self.clear_since),
             held=self.held, inc=self.incident, last=self.last,
         )  # fmt: skip
-        return self.state
+        return {k: v for k, v in self.state.items() if v not in _DEFAULTS or v == 0}
 
 
 def _threshold(k: _Key, rule: Threshold, obs: Observation) -> None:

@@ -4,12 +4,14 @@ The rule engine (rules.engine) decides; this module reads and writes what it dec
 data: state rows keyed by (rule id, key), incident snapshots (dicts, see rules.engine), their
 history and the outbox. It knows psycopg, not the rules.
 
-Concurrency: `lock_states` first inserts the missing state rows (ON CONFLICT DO NOTHING: a second
-transaction inserting the same key waits for the first to commit), then locks every row it needs
-with SELECT ... FOR UPDATE in (rule, key) order, so two workers that touch the same zone key
-apply their batches one after the other, each on the other's committed state, and no two lock
-in opposite orders. The partial unique index on incidents (one open incident per rule and key)
-is the last guard: an incident is inserted with ON CONFLICT on its id.
+Concurrency: `lock_states` locks the existing state rows it needs with SELECT ... FOR UPDATE in
+(rule, key) order, then inserts the missing ones (ON CONFLICT DO NOTHING: a second transaction
+inserting the same key waits for the first to commit) and locks those, so two workers that touch
+the same zone key apply their batches one after the other, each on the other's committed state.
+Two transactions that lock in opposite orders (a key created by a third between their first
+statements) deadlock; PostgreSQL aborts one, and its batch is written again (a transient error).
+The partial unique index on incidents (one open incident per rule and key) is the last guard: an
+incident is inserted with ON CONFLICT on its id.
 """
 
 from __future__ import annotations
@@ -89,10 +91,16 @@ async def lock_states(
         return {}
     rule_ids, names = [list(c) for c in zip(*sorted(keys), strict=True)]
     async with conn.cursor() as cur:
-        await cur.execute(INSERT_MISSING, (rule_ids, names))
-        await cur.execute(LOCK_STATES, (rule_ids, names))
         # states travel as JSON text, parsed and written with orjson (thousands per batch)
-        return {(r, k): orjson.loads(s) for r, k, s in await cur.fetchall()}
+        await cur.execute(LOCK_STATES, (rule_ids, names))
+        found = {(r, k): orjson.loads(s) for r, k, s in await cur.fetchall()}
+        missing = sorted(set(keys) - found.keys())
+        if missing:  # new keys: insert, then lock what is there (another worker's, if it won)
+            rule_ids, names = [list(c) for c in zip(*missing, strict=True)]
+            await cur.execute(INSERT_MISSING, (rule_ids, names))
+            await cur.execute(LOCK_STATES, (rule_ids, names))
+            found.update({(r, k): orjson.loads(s) for r, k, s in await cur.fetchall()})
+        return found
 
 
 async def save(
