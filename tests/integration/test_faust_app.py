@@ -12,13 +12,13 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord
 
 from localdev.smoke import ensure_topic, produce
 from streams.faust_ext import IngestStream, create_app
 from streams.kafka_io import Record
 from streams.settings import Settings
+from tests.support.kafka_batches import committed_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -27,17 +27,9 @@ PARTITIONS = 2
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {
-        tp.partition: meta.offset
-        for tp, meta in offsets.items()
-        if isinstance(tp, TopicPartition) and tp.topic == topic and meta.offset >= 0
-    }
+    """The group's committed offsets of `topic`, by partition."""
+    offsets = await committed_offsets(bootstrap, group)
+    return {partition: offset for (name, partition), offset in offsets.items() if name == topic}
 
 
 def app_reading(settings: Settings, group: str, topic: str, mode: str) -> tuple[Any, Any]:

@@ -12,14 +12,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from domains import REASONS, Registry
-from ioc.cli import app
 from localdev.runtime import LocalPostgres
 from streams.settings import Settings
 from tests.support.harness import pipeline_harness
-from tests.support.schema_events import BINDINGS, MUTATIONS, Contract, message, mutate
+from tests.support.schema_events import (
+    BINDINGS,
+    MUTATIONS,
+    Contract,
+    exported_contract,
+    message,
+    mutate,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +34,7 @@ REGISTRY = Registry()
 
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory: pytest.TempPathFactory) -> Contract:
-    out = tmp_path_factory.mktemp("contracts-db")
-    result = CliRunner().invoke(app, ["schemas", "export", str(out)])
-    assert result.exit_code == 0, result.output
-    return Contract.load(out)
+    return exported_contract(tmp_path_factory.mktemp("contracts-db"))
 
 
 @pytest.fixture(scope="module")

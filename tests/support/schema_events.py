@@ -432,3 +432,14 @@ def mutate(
     if data is None:
         return None
     return Generated(event.type, event.id, event.source, event.time, data), {}
+
+
+def exported_contract(directory: Path) -> Contract:
+    """The contract as `ioc schemas export` writes it into `directory` (zone file included)."""
+    from typer.testing import CliRunner
+
+    from ioc.cli import app
+
+    result = CliRunner().invoke(app, ["schemas", "export", str(directory)])
+    assert result.exit_code == 0, result.output
+    return Contract.load(directory)

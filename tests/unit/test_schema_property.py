@@ -15,14 +15,19 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from domains import PIPELINE_REASONS, REASONS, Decoder, Event, Registry, Rejection
 from geo import ZoneIndex
-from ioc.cli import app
 from streams.ingest import split_batch
 from streams.kafka_io import Record
-from tests.support.schema_events import BINDINGS, MUTATIONS, Contract, message, mutate
+from tests.support.schema_events import (
+    BINDINGS,
+    MUTATIONS,
+    Contract,
+    exported_contract,
+    message,
+    mutate,
+)
 
 NOW = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)
 HORIZON = timedelta(hours=1)
@@ -38,10 +43,7 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def contract(tmp_path_factory: pytest.TempPathFactory) -> Contract:
-    out = tmp_path_factory.mktemp("contracts")
-    result = CliRunner().invoke(app, ["schemas", "export", str(out)])
-    assert result.exit_code == 0, result.output
-    return Contract.load(out)
+    return exported_contract(tmp_path_factory.mktemp("contracts"))
 
 
 def split(value: bytes, headers: list[tuple[str, bytes]], domain: str, offset: int = 0):
