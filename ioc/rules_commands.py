@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ioc.console import console, fail, settings_from
 from rules import RuleError, RuleSet, load_rule_files, load_rules
-from rules.engine import Observation, Outcome, apply, group
+from rules.engine import Observation, Outcome, apply, group, type_name
 from rules.load import directory_files
 from sinks.incidents import IncidentActionError, act
 from streams.settings import Settings
@@ -78,9 +78,8 @@ def stored_observations(conninfo: str, start: datetime, end: datetime) -> Iterat
         cur.itersize = 5000
         cur.execute(STORED, (start, end))
         for time, domain, type_, source, entity, zone, data, values in cur:
-            name = type_.rsplit(".", 2)[-2] if type_.count(".") >= 2 else type_
             yield Observation(
-                time.astimezone(UTC), domain, name, source, entity, zone, values, data
+                time.astimezone(UTC), domain, type_name(type_), source, entity, zone, values, data
             )
 
 

@@ -79,6 +79,13 @@ def matches(match: Match, obs: Observation) -> bool:
     return all(obs.data.get(name) == want for name, want in match.where.items())
 
 
+def type_name(type_string: str) -> str:
+    """An event type's short name, as rules name it: `vn.daklak.environment.air_quality.v1` ->
+    `air_quality` (any version)."""
+    parts = type_string.rsplit(".", 2)
+    return parts[-2] if len(parts) == 3 else type_string
+
+
 def key_of(rule: Rule, obs: Observation) -> str | None:
     kind = rule.key_kind
     if kind == "zone":
@@ -162,14 +169,10 @@ class _Key:
         self.out.transitions.setdefault(incident["id"], []).append((transition, at))
 
     def open(
-        self,
-        obs: Observation,
-        value: float | None,
-        extra: dict[str, Any] | None = None,
-        at: datetime | None = None,
+        self, obs: Observation, value: float | None, extra: dict[str, Any] | None = None
     ) -> None:
         rule = self.rule
-        opened = obs.time if at is None else at
+        opened = obs.time
         flapping, flap_count, previous = False, 0, None
         if self.last is not None:
             previous = self.last["id"]
@@ -239,7 +242,7 @@ class _Key:
                 if not self.held:
                     self.open(obs, value, extra)
             return
-        if self.phase == "pending" and not breach:
+        if self.phase == "pending":
             self.phase, self.since = "normal", None  # the minimum duration starts again
             return
         if self.phase != "firing":

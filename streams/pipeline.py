@@ -36,6 +36,7 @@ from streams.dlq import DeadLetter, dlq_topic
 from streams.ingest import dead_letter, split_batch
 from streams.kafka_io import KafkaRecord, create_topics
 from streams.metrics import PipelineMetrics
+from streams.relay import incidents_topic
 from streams.retry import RetryPolicy, retry_until_done
 from streams.rules_runner import RuleCounts, RuleRunner
 from streams.settings import Settings
@@ -56,8 +57,7 @@ def registry_for(settings: Settings) -> Registry:
 
 
 def service_topics(settings: Settings) -> dict[str, str]:
-    prefix = settings.kafka.topic_prefix
-    return {"dlq": dlq_topic(prefix), "incidents": f"{prefix}.incidents"}
+    return {"dlq": dlq_topic(settings.kafka.topic_prefix), "incidents": incidents_topic(settings)}
 
 
 def all_topics(settings: Settings, registry: Registry) -> dict[str, int]:

@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import structlog
 
-from rules.engine import Observation, Outcome, apply, check_silence, describe, group
+from rules.engine import Observation, Outcome, apply, check_silence, describe, group, type_name
 from rules.load import RuleSet
-from rules.model import Correlation, Rule, Silence
+from rules.model import Silence
 from sinks import incidents as store
 from sinks.rows import Batch
 
@@ -54,13 +54,7 @@ class RuleRunner:
     def __init__(self, ruleset: RuleSet, zone_names: Mapping[str, str] | None = None) -> None:
         self.ruleset = ruleset.enabled()
         self.zone_names = dict(zone_names or {})
-        domains: set[str] = set()
-        for rule in self.ruleset:
-            if isinstance(rule, Correlation):
-                domains |= {c.domain for c in rule.conditions}
-            else:
-                domains.add(rule.domain)
-        self.domains = frozenset(domains)
+        self.domains = frozenset(self.ruleset.by_domain)
         self._type_names: dict[str, str] = {}
         self.facts = {
             rule.id: store.RuleFacts(rule.severity, rule.category, rule.subcategory, rule.title)
@@ -89,7 +83,7 @@ class RuleRunner:
                 time = event.time if event.time.tzinfo is UTC else event.time.astimezone(UTC)
                 name = names.get(event.type)
                 if name is None:
-                    name = names[event.type] = _short_type(event.type)
+                    name = names[event.type] = type_name(event.type)
                 out.append(
                     Observation(
                         time, event.domain, name, event.source, event.entity_id, event.zone_id,
@@ -124,10 +118,8 @@ class RuleRunner:
                     continue
                 await cur.execute(WATERMARKS, (rule.id,))
                 watermarks = {source: t for source, t in await cur.fetchall() if t is not None}
-                newest = max(watermarks.values(), default=None)
-                if newest is not None:
-                    now = datetime.now(UTC)
-                    watermarks = {s: min(t, now) for s, t in watermarks.items()}
+                now = datetime.now(UTC)  # a watermark never runs ahead of the wall clock
+                watermarks = {s: min(t, now) for s, t in watermarks.items()}
                 await cur.execute(SILENCE_STATES, (rule.id,))
                 states = {key: state for key, state in await cur.fetchall()}
                 check_silence(rule, states, watermarks, outcome)
@@ -153,13 +145,3 @@ class RuleRunner:
         )
         for rule_id, n in outcome.errors.items():
             log.error("rules.evaluation_failed", rule=rule_id, keys=n)
-
-
-def _short_type(type_string: str) -> str:
-    """`vn.daklak.environment.air_quality.v1` -> `air_quality`."""
-    parts = type_string.rsplit(".", 2)
-    return parts[-2] if len(parts) == 3 else type_string
-
-
-def rule_of(ruleset: RuleSet, rule_id: str) -> Rule:
-    return ruleset.by_id(rule_id)
