@@ -137,7 +137,7 @@ async def save(
                 continue
             version, state = written
             kinds = [kind for kind, _ in transitions.get(incident_id, [])]
-            history = _history(kinds, transitions.get(incident_id, []), snapshot)
+            history = _history(transitions.get(incident_id, []), snapshot)
             await cur.executemany(
                 INSERT_HISTORY,
                 [(incident_id, version, at, kind, f"rule:{snapshot['rule']}", "rule", Jsonb(detail))
@@ -167,7 +167,7 @@ def _row(snapshot: Mapping[str, Any], rule: RuleFacts, vi: str, en: str) -> dict
 
 
 def _history(
-    kinds: Sequence[str], transitions: Sequence[tuple[str, datetime]], snapshot: Mapping[str, Any]
+    transitions: Sequence[tuple[str, datetime]], snapshot: Mapping[str, Any]
 ) -> list[tuple[str, datetime, dict[str, Any]]]:
     """One history row per opening and resolution; repeats in a batch are one `updated` row."""
     rows: list[tuple[str, datetime, dict[str, Any]]] = []
