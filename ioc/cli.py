@@ -16,6 +16,13 @@ import typer
 from ioc.console import console, err_console, settings_from
 from ioc.db_commands import db_app
 from ioc.dev_commands import demo_command, dev_app
+from ioc.paging_commands import (
+    notifier_command,
+    oncall_app,
+    pages_app,
+    paging_app,
+    silences_app,
+)
 from ioc.rules_commands import incidents_app, rules_app
 from ioc.schemas_commands import schemas_app
 from ioc.simulate_command import simulate_command
@@ -90,6 +97,11 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(rules_app, name="rules")
 app.add_typer(incidents_app, name="incidents")
+app.command("notifier")(notifier_command)
+app.add_typer(paging_app, name="paging")
+app.add_typer(silences_app, name="silences")
+app.add_typer(oncall_app, name="oncall")
+app.add_typer(pages_app, name="pages")
 
 
 def main() -> None:

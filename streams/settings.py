@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domains.config import DomainsSettings
 from geo.config import GeoSettings
+from paging.config import PagingSettings
 from rules.config import RulesSettings
 from sinks.config import DatabaseSettings, StorageSettings
 
@@ -180,6 +181,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     rules: RulesSettings = RulesSettings()
+    paging: PagingSettings = PagingSettings()
 
 
 class SettingsError(Exception):

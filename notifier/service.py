@@ -1,0 +1,126 @@
+"""`ioc notifier`: the paging loop and the delivery loop, each on its own connection.
+
+The paging loop routes new transitions, flushes due groups and runs due escalation steps every
+`poll_interval_s` (at once again while there is more to route). The delivery loop sends due
+notifications; a slow mail server holds up only the delivery loop. Both survive a database
+outage: the connection is dropped, the error logged once, and the loop tries again with a
+doubling wait. Several notifier processes may run against one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import structlog
+
+from notifier.core import Context, deliver_once, escalate_once, flush_once, route_once
+from notifier.deliver import DeliveryError, check_url
+from paging.load import PagingError, load_paging
+from rules.load import load_rules
+from streams.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def build_context(settings: Settings) -> Context:
+    """The paging file (with every secret it names set and readable by apprise) and the rules.
+    Raises PagingError naming what is wrong."""
+    config = load_paging(settings.paging)
+    problems = []
+    for name in sorted(config.secret_names()):
+        try:
+            check_url(settings.paging.secrets[name].get_secret_value())
+        except DeliveryError as exc:
+            problems.append(f"secret {name!r}: {exc}")
+    if problems:
+        raise PagingError(problems)
+    return Context(config, settings.paging, load_rules(settings.rules).enabled())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notifier:
+    def __init__(self, settings: Settings, context: Context) -> None:
+        self.settings = settings
+        self.ctx = context
+        self.stopping = asyncio.Event()
+        self.sent = 0
+        self.failed = 0
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(
+            self.settings.db.conninfo("ingest"), autocommit=True
+        )
+        if not self.ctx.zone_names:
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT id, name FROM zones")
+                self.ctx.zone_names = {zid: name for zid, name in await cur.fetchall()}
+        return conn
+
+    async def _loop(self, name: str, step: Any) -> None:
+        conn: psycopg.AsyncConnection[Any] | None = None
+        wait = self.settings.stream.retry_first_s
+        failing = False
+        while not self.stopping.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = await self._connect()
+                busy = await step(conn)
+                if failing:
+                    log.info("notifier.recovered", loop=name)
+                failing, wait = False, self.settings.stream.retry_first_s
+            except (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
+                    psycopg.errors.SerializationFailure) as exc:  # fmt: skip
+                if not failing:
+                    log.warning("notifier.database_unavailable", loop=name, error=str(exc)[:200])
+                failing = True
+                if conn is not None and not isinstance(exc, psycopg.errors.DeadlockDetected):
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    conn = None
+                await self._sleep(wait)
+                wait = min(wait * 2, self.settings.stream.retry_cap_s)
+                continue
+            if not busy:
+                await self._sleep(self.ctx.settings.poll_interval_s)
+        if conn is not None:
+            await conn.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _paging_step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        routed = await route_once(conn, self.ctx, now())
+        pages = await flush_once(conn, self.ctx, now())
+        steps = await escalate_once(conn, self.ctx, now())
+        if routed or pages or steps:
+            log.debug("notifier.paging", routed=routed, pages=pages, escalations=steps)
+        return routed >= self.ctx.settings.claim_limit
+
+    async def _delivery_step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        done = await deliver_once(conn, self.ctx, now())
+        self.sent += done.sent
+        self.failed += done.failed
+        if done.sent:
+            log.info("notifier.sent", sent=done.sent)
+        for error in done.errors:
+            log.warning("notifier.send_failed", error=error)
+        return done.sent + done.failed > 0
+
+    async def run(self) -> None:
+        log.info("notifier.started", routes=len(self.ctx.config.routes),
+                 receivers=len(self.ctx.config.receivers))  # fmt: skip
+        await asyncio.gather(
+            self._loop("paging", self._paging_step), self._loop("delivery", self._delivery_step)
+        )
+        log.info("notifier.stopped", sent=self.sent, failed=self.failed)
+
+    def stop(self) -> None:
+        self.stopping.set()
