@@ -211,11 +211,28 @@ async def _update(cur: psycopg.AsyncCursor[Any], ctx: Context, member: Mapping[s
         _r, _p, grouping = ctx.route_of(group)
         due = max(now, (group["last_paged_at"] or now) + grouping.group_interval)
         await cur.execute(SET_DUE, {"due": due, "id": group["id"]})
+    if state == "resolved" and payload.get("rule_id") in ctx.compounds:
+        # what it muted is looked at again now: still open and never paged -> paged
+        await cur.execute(
+            "UPDATE page_groups SET next_flush_at = %s WHERE state = 'active' AND id IN "
+            "(SELECT group_id FROM page_members WHERE muted_by = %s)",
+            (now, f"inhibited:{row['incident_id']}"),
+        )
     if state != "open" and member["escalation_state"] == "running":
         await _stop_if_answered(cur, member["group_id"], now)
 
 
 # -- 2. groups -> pages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    matchers: RouteMatch
+    ends_at: datetime
+    by: str
+    comment: str
+
 
 CLAIM_GROUPS = """
 SELECT * FROM page_groups WHERE state = 'active' AND next_flush_at <= %s
@@ -229,7 +246,7 @@ FROM page_members m JOIN incidents i ON i.id = m.incident_id
 WHERE m.group_id = %s ORDER BY m.added_at, m.incident_id FOR UPDATE OF m"""
 
 ACTIVE_SILENCES = """
-SELECT id::text AS id, matchers, ends_at FROM silences
+SELECT id::text AS id, matchers, ends_at, created_by, comment FROM silences
 WHERE starts_at <= %(now)s AND ends_at > %(now)s ORDER BY ends_at"""
 
 OPEN_COMPOUNDS = """
@@ -252,8 +269,11 @@ async def flush_once(conn: psycopg.AsyncConnection[Any], ctx: Context, now: date
         await cur.execute(CLAIM_GROUPS, (now,))
         groups = await cur.fetchall()
         await cur.execute(ACTIVE_SILENCES, {"now": now})
-        silences = [(s["id"], RouteMatch.model_validate(s["matchers"]), s["ends_at"])
-                    for s in await cur.fetchall()]  # fmt: skip
+        silences = [
+            Silence(s["id"], RouteMatch.model_validate(s["matchers"]), s["ends_at"],
+                    s["created_by"], s["comment"])
+            for s in await cur.fetchall()
+        ]  # fmt: skip
         pages = 0
         for group in groups:
             pages += await _flush(cur, ctx, group, silences, now)
@@ -272,7 +292,7 @@ def _current(member: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _mutes(cur: psycopg.AsyncCursor[Any], ctx: Context, members: Sequence[dict[str, Any]],
-                 silences: Sequence[tuple[str, RouteMatch, datetime]]) -> dict[str, str | None]:  # fmt: skip
+                 silences: Sequence[Silence]) -> dict[str, str | None]:  # fmt: skip
     """Why each open member is muted now (None: it is not)."""
     zones = sorted({m["labels"].get("zone") for m in members if m["labels"].get("zone")})
     compounds: list[dict[str, Any]] = []
@@ -285,8 +305,8 @@ async def _mutes(cur: psycopg.AsyncCursor[Any], ctx: Context, members: Sequence[
         reason = None
         if m["flapping"]:
             reason = "flapping"
-        elif found := next((sid for sid, match, _end in silences if match.fits(labels)), None):
-            reason = f"silence:{found}"
+        elif found := next((s for s in silences if s.matchers.fits(labels)), None):
+            reason = f"silence:{found.id}"
         else:
             for c in compounds:
                 if (c["zone_id"] == labels.get("zone") and c["id"] != m["incident_id"]
@@ -298,19 +318,23 @@ async def _mutes(cur: psycopg.AsyncCursor[Any], ctx: Context, members: Sequence[
 
 
 async def _flush(cur: psycopg.AsyncCursor[Any], ctx: Context, group: dict[str, Any],
-                 silences: Sequence[tuple[str, RouteMatch, datetime]], now: datetime) -> int:  # fmt: skip
+                 silences: Sequence[Silence], now: datetime) -> int:  # fmt: skip
     receivers, policy, grouping = ctx.route_of(group)
     await cur.execute(MEMBERS, (group["id"],))
     members = await cur.fetchall()
     reasons = await _mutes(cur, ctx, members, silences)
+    by_id = {s.id: s for s in silences}
     for m in members:
         reason = reasons[m["incident_id"]] if m["state"] != "resolved" else m["muted_by"]
         if reason != m["muted_by"]:
             kind = reason.split(":", 1)[0] if reason else "unmuted"
             kind = {"silence": "silenced", "inhibited": "inhibited"}.get(kind, kind)
-            await cur.execute(HISTORY, (m["incident_id"], m["version"], now, kind,
-                                        Jsonb({"by": reason or m["muted_by"],
-                                               "group": str(group["id"])})))  # fmt: skip
+            detail = {"by": reason or m["muted_by"], "group": str(group["id"])}
+            silence = by_id.get((reason or m["muted_by"] or "").partition(":")[2])
+            if silence is not None:
+                detail |= {"set_by": silence.by, "comment": silence.comment,
+                           "until": silence.ends_at.isoformat()}  # fmt: skip
+            await cur.execute(HISTORY, (m["incident_id"], m["version"], now, kind, Jsonb(detail)))
             await cur.execute("UPDATE page_members SET muted_by = %s WHERE incident_id = %s",
                               (reason, m["incident_id"]))  # fmt: skip
             m["muted_by"] = reason
@@ -320,12 +344,12 @@ async def _flush(cur: psycopg.AsyncCursor[Any], ctx: Context, group: dict[str, A
     flapping = [m for m in live if m["muted_by"] == "flapping"]
     done = [m for m in members if m["state"] == "resolved" and not m["resolved_paged"]]
     cleared = [m for m in done if m["paged_at"] is not None and m["muted_by"] is None]
-    repeat_due = (group["last_paged_at"] is not None
-                  and now >= group["last_paged_at"] + grouping.repeat_interval)  # fmt: skip
+    # a group that only ever held muted (flapping) incidents reminds from its creation
+    repeat_due = now >= (group["last_paged_at"] or group["created_at"]) + grouping.repeat_interval
     pages = 0
     if new or cleared or (repeat_due and (firing or flapping)):
-        kind = ("storm" if group["storm"] else "first" if group["first_paged_at"] is None
-                else "update" if new or cleared else "repeat")  # fmt: skip
+        kind = ("storm" if group["storm"] else "repeat" if not new and not cleared
+                else "first" if group["first_paged_at"] is None else "update")  # fmt: skip
         page = Page(
             kind=kind, labels=group["labels"], new=[_current(m) for m in new],
             firing=[_current(m) for m in firing], resolved=[_current(m) for m in cleared],
@@ -401,7 +425,7 @@ async def _write_page(cur: psycopg.AsyncCursor[Any], ctx: Context, group: Mappin
 
 async def _reschedule(cur: psycopg.AsyncCursor[Any], group: Mapping[str, Any],
                       live: Sequence[Mapping[str, Any]],
-                      silences: Sequence[tuple[str, RouteMatch, datetime]],
+                      silences: Sequence[Silence],
                       grouping: Grouping, now: datetime) -> None:  # fmt: skip
     """The group's next look: a reminder, a silence's end, or closed when nothing is open."""
     if not live:
@@ -413,8 +437,8 @@ async def _reschedule(cur: psycopg.AsyncCursor[Any], group: Mapping[str, Any],
             (now, group["id"]),
         )
         return
-    candidates = [(group["last_paged_at"] or now) + grouping.repeat_interval]
-    ends = {sid: end for sid, _m, end in silences}
+    candidates = [(group["last_paged_at"] or group["created_at"]) + grouping.repeat_interval]
+    ends = {s.id: s.ends_at for s in silences}
     candidates += [ends[m["muted_by"].split(":", 1)[1]] for m in live
                    if (m["muted_by"] or "").startswith("silence:")
                    and m["muted_by"].split(":", 1)[1] in ends]  # fmt: skip

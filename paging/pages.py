@@ -131,8 +131,10 @@ def render(page: Page, dashboard_url: str, ack_url: str | None) -> tuple[str, st
         subject = f"{head} {count} sự cố / incidents city-wide"
     elif page.new and len(page.new) + len(page.firing) == 1:
         subject = f"{head} {page.new[0].get('title')} · {where}"
-    elif not page.new and not page.firing:
+    elif not page.new and not page.firing and page.resolved:
         subject = f"[RESOLVED] {len(page.resolved)} sự cố đã hết / incidents cleared · {where}"
+    elif not page.new and not page.firing:
+        subject = f"{head} {len(page.flapping)} sự cố dao động / flapping · {where}"
     else:
         subject = f"{head} {count} sự cố / incidents · {where}"
     lines: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,9 @@ from pydantic import SecretStr
 from localdev.runtime import LocalPostgres
 from notifier.core import Context
 from notifier.service import Notifier
+from notifier.silences import add_silence, expire_silence
 from paging.load import parse_paging
+from paging.model import RouteMatch
 from rules import load_rule_files
 from streams.settings import Settings
 from tests.integration.test_rules_in_pipeline import TEXT
@@ -75,7 +78,7 @@ rules:
     conditions:
       - {{domain: environment, event_type: air_quality, metric: pm25, op: ">=", value: 50}}
       - {{domain: environment, event_type: air_quality, metric: no2, op: ">=", value: 200}}
-    window: 30m
+    window: 1m
     quiet: 0s
     severity: critical
     category: environment
@@ -201,3 +204,211 @@ async def test_forty_incidents_in_one_zone_make_one_page_and_a_later_one_one_mor
                 assert "Vẫn đang diễn ra / Still open (40)" in second.body
                 await asyncio.sleep(1.0)
                 assert len(mail.to("center@ioc.test")) == 2
+
+
+def zone_points(settings: Settings, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """`count` zones of the shipped zone file, each with a point inside it."""
+    from geo.zones import ZoneIndex
+
+    zones = ZoneIndex.from_file(settings.geo.zone_file).zones[:count]
+    points = [z.geometry.representative_point() for z in zones]
+    return [
+        (z.id, {"type": "Point", "coordinates": [p.x, p.y]})
+        for z, p in zip(zones, points, strict=True)
+    ]
+
+
+async def test_a_storm_over_the_threshold_makes_one_storm_page(
+    settings: Settings, superuser: str
+) -> None:
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    places = zone_points(settings, 6)
+    async with pipeline_harness(settings, superuser, rules=rules()) as h:
+        with MailServer() as mail, WebhookServer() as hook:
+            text = paging_yaml(wait="3s", interval="30s", storm=20)
+            async with notifier(h, mail, hook, text):
+                batch = [reading(h, f"e{n}", 60, entity=f"st-{n}", t=now,
+                                 where=places[n % len(places)][1]) for n in range(30)]  # fmt: skip
+                await h.handle("environment", batch)
+                await mail.wait_for(lambda m: len(m) >= 1, timeout=15)
+                await asyncio.sleep(4)  # the zones' own group_wait has passed: nothing else
+                pages = mail.to("center@ioc.test")
+                assert len(pages) == 1, [m.subject for m in pages]
+                assert "[STORM]" in pages[0].subject and "30 sự cố" in pages[0].subject
+                assert "Theo khu vực / by zone" in pages[0].body
+                groups = rows(h, "SELECT storm, state FROM page_groups ORDER BY storm")
+                assert [g["storm"] for g in groups if g["state"] == "active"] == [True]
+
+
+async def test_escalation_pages_each_role_on_time_and_an_acknowledgement_stops_it(
+    settings: Settings, superuser: str
+) -> None:
+    steps = """      - notify: duty_officer
+      - wait: 3s
+      - notify: shift_lead
+      - wait: 3s
+      - notify: director"""
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    async with pipeline_harness(settings, superuser, rules=rules("critical")) as h:
+        with MailServer() as mail, WebhookServer() as hook:
+            async with notifier(h, mail, hook, paging_yaml(steps=steps)):
+                await h.handle("environment", [reading(h, "a", 60, entity="st-a", t=now)])
+                await mail.wait_for(lambda m: any("chi@ioc.test" in x.rcpt for x in m), timeout=15)
+                (officer,) = mail.to("an@ioc.test")
+                (lead,) = mail.to("binh@ioc.test")
+                (director,) = mail.to("chi@ioc.test")
+                (first,) = rows(h, "SELECT first_paged_at FROM page_groups")
+                t0 = first["first_paged_at"].timestamp()
+                for mail_, due in ((officer, t0), (lead, t0 + 3), (director, t0 + 6)):
+                    assert abs(mail_.received - due) < 2.0, (mail_.subject, mail_.received - t0)
+                assert "[ESCALATION]" in lead.subject and "Trưởng ca Bình" in lead.body
+                assert len(mail.to("center@ioc.test")) == 1  # the route's page, once
+
+                # a second incident; acknowledged between the first and the second step
+                from sinks.incidents import act
+
+                await h.handle("environment", [reading(h, "b", 60, entity="st-b",
+                                                       t=now + timedelta(seconds=1),
+                                                       where=zone_points(settings, 1)[0][1])])  # fmt: skip
+                await mail.wait_for(lambda m: len(m) >= 5, timeout=10)  # center + officer
+                (second,) = [i for i in h.incidents() if i["entity_id"] == "st-b"]
+                with h.owner() as conn:
+                    act(conn, str(second["id"]), "acknowledge", "officer-an", "cli")
+                await asyncio.sleep(7)  # past both later steps
+                assert len(mail.to("binh@ioc.test")) == 1 and len(mail.to("chi@ioc.test")) == 1
+                (group,) = rows(h, "SELECT escalation_state, escalation_note FROM page_groups "
+                                   "WHERE labels->>'zone' = %s", second["zone_id"])  # fmt: skip
+                assert (group["escalation_state"], group["escalation_note"]) == (
+                    "stopped",
+                    "acknowledged",
+                )
+                kinds = [r["kind"] for r in rows(h, "SELECT kind FROM incident_events WHERE "
+                                                    "incident_id = %s ORDER BY id", second["id"])]  # fmt: skip
+                assert kinds[-1] == "escalation_stopped" and "escalated" in kinds
+
+
+async def test_a_compound_incident_mutes_its_constituents_and_says_it_groups_the_paged_ones(
+    settings: Settings, superuser: str
+) -> None:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    (zone, place), (_other_zone, other) = zone_points(settings, 2)
+    async with pipeline_harness(settings, superuser, rules=rules(compound=True)) as h:
+        with MailServer() as mail, WebhookServer() as hook:
+            async with notifier(h, mail, hook, paging_yaml(wait="1s", interval="2s")):
+                # pm25 alone, in two zones: both paged after group_wait
+                await h.handle("environment", [
+                    reading(h, "p1", 60, entity="st-1", t=now, where=place),
+                    reading(h, "q1", 60, entity="st-9", t=now, where=other),
+                ])  # fmt: skip
+                await mail.wait_for(lambda m: len(mail.to("center@ioc.test")) >= 2, timeout=10)
+                # then no2 in the first zone: the compound opens (critical: paged at once)
+                await h.handle("environment", [
+                    reading(h, "p2", 60, entity="st-1", t=now + timedelta(seconds=1),
+                            where=place, no2=250),
+                ])  # fmt: skip
+                await mail.wait_for(
+                    lambda m: any("Smog" in x.subject for x in mail.to("center@ioc.test")), 10
+                )
+                await asyncio.sleep(3)  # the no2 incident's group_wait and an interval pass
+                subjects = [m.subject for m in mail.to("center@ioc.test")]
+                assert len(subjects) == 3, subjects  # pm25 x2, the compound; never no2
+                smog = next(m for m in mail.to("center@ioc.test") if "Smog" in m.subject)
+                assert "Already paged, now grouped" in smog.body
+                assert "PM2.5 above the limit" in smog.body.split("Already paged")[1]
+                muted = rows(h, "SELECT labels->>'rule' AS rule, labels->>'zone' AS zone, muted_by "
+                                "FROM page_members WHERE muted_by IS NOT NULL ORDER BY 1")  # fmt: skip
+                assert {(m["rule"], m["zone"]) for m in muted} == {("no2-high", zone),
+                                                                   ("pm25-high", zone)}  # fmt: skip
+                assert all(m["muted_by"].startswith("inhibited:") for m in muted)
+
+                # pm25 falls and its condition leaves the compound's 1 min window: the compound
+                # clears, and what it muted and is still open (no2) is paged, once
+                await h.handle("environment", [
+                    reading(h, "p3", 30, entity="st-1", t=now + timedelta(minutes=3),
+                            where=place, no2=250),
+                ])  # fmt: skip
+                await mail.wait_for(
+                    lambda m: any("NO2" in x.body for x in mail.to("center@ioc.test")
+                                  if "Smog" not in x.subject), timeout=10,
+                )  # fmt: skip
+                history = rows(
+                    h,
+                    "SELECT i.rule_id, e.kind FROM incident_events e JOIN incidents i "
+                    "ON i.id = e.incident_id WHERE e.actor = 'notifier' ORDER BY e.id",
+                )
+                no2 = [r["kind"] for r in history if r["rule_id"] == "no2-high"]
+                assert no2 == ["inhibited", "unmuted", "paged"]
+                await asyncio.sleep(2.5)
+                assert sum("NO2" in m.body for m in mail.to("center@ioc.test")) == 1
+
+
+async def test_silences_mute_exactly_what_they_match_until_they_end(
+    settings: Settings, superuser: str
+) -> None:
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    (zone, place), (other_zone, other), (third_zone, third) = zone_points(settings, 3)
+    async with pipeline_harness(settings, superuser, rules=rules()) as h:
+        with MailServer() as mail, WebhookServer() as hook, h.owner() as conn:
+            short = add_silence(conn, RouteMatch(zone=[zone]), datetime.now(UTC),
+                                datetime.now(UTC) + timedelta(seconds=4), "lead-binh",
+                                "pump station maintenance")  # fmt: skip
+            long = add_silence(conn, RouteMatch(zone=[third_zone], domain=["environment"]),
+                               datetime.now(UTC), datetime.now(UTC) + timedelta(hours=1),
+                               "lead-binh", "sensor recalibration")  # fmt: skip
+            async with notifier(h, mail, hook, paging_yaml(wait="1s", interval="2s")):
+                await h.handle("environment", [
+                    reading(h, "a", 60, entity="st-a", t=now, where=place),
+                    reading(h, "b", 60, entity="st-b", t=now, where=other),
+                    reading(h, "c", 60, entity="st-c", t=now, where=third),
+                ])  # fmt: skip
+                await mail.wait_for(lambda m: len(mail.to("center@ioc.test")) >= 1, timeout=10)
+                await asyncio.sleep(1.5)
+                paged = mail.to("center@ioc.test")
+                assert len(paged) == 1 and "st-b" not in paged[0].body  # (the body names zones)
+                assert other_zone in paged[0].body or "Mới / New (1)" in paged[0].body
+                # the short silence ends: its zone is paged; the long one still mutes
+                await mail.wait_for(lambda m: len(mail.to("center@ioc.test")) >= 2, timeout=10)
+                assert time.time() >= short["ends_at"].timestamp()
+                expire_silence(conn, str(long["id"]), "lead-binh")
+                await mail.wait_for(lambda m: len(mail.to("center@ioc.test")) >= 3, timeout=10)
+                await asyncio.sleep(1)
+                assert len(mail.to("center@ioc.test")) == 3
+                history = rows(h, "SELECT i.zone_id, e.kind, e.detail FROM incident_events e "
+                                  "JOIN incidents i ON i.id = e.incident_id "
+                                  "WHERE e.actor = 'notifier' ORDER BY e.id")  # fmt: skip
+                by_zone = {z: [r["kind"] for r in history if r["zone_id"] == z]
+                           for z in (zone, other_zone, third_zone)}  # fmt: skip
+                assert by_zone[zone] == ["silenced", "unmuted", "paged"]
+                assert by_zone[other_zone] == ["paged"]
+                assert by_zone[third_zone] == ["silenced", "unmuted", "paged"]
+                silenced = next(r["detail"] for r in history if r["kind"] == "silenced")
+                assert silenced["by"].startswith("silence:") and silenced["set_by"] == "lead-binh"
+                assert silenced["comment"] in ("pump station maintenance", "sensor recalibration")
+
+
+async def test_a_flapping_incident_is_not_paged_again_and_the_reminder_counts_it(
+    settings: Settings, superuser: str
+) -> None:
+    now = datetime.now(UTC) - timedelta(seconds=30)
+    text = rules().replace("flap_window: 0s", "flap_window: 30m")
+    async with pipeline_harness(settings, superuser, rules=text) as h:
+        with MailServer() as mail, WebhookServer() as hook:
+            async with notifier(h, mail, hook,
+                                paging_yaml(wait="0s", interval="1s", repeat="3s")):  # fmt: skip
+                t = [now + timedelta(seconds=s) for s in range(6)]
+                await h.handle("environment", [reading(h, "a", 60, entity="st-a", t=t[0])])
+                await mail.wait_for(lambda m: len(mail.to("center@ioc.test")) >= 1, timeout=10)
+                await h.handle("environment", [reading(h, "b", 30, entity="st-a", t=t[1])])
+                await h.handle("environment", [reading(h, "c", 60, entity="st-a", t=t[2])])
+                await h.handle("environment", [reading(h, "d", 30, entity="st-a", t=t[3])])
+                await h.handle("environment", [reading(h, "e", 60, entity="st-a", t=t[4])])
+                assert [i["flapping"] for i in h.incidents()] == [False, True, True]
+                # the reminder after repeat_interval carries the flap count; nothing else pages
+                await mail.wait_for(lambda m: any("[REMINDER]" in x.subject for x in m), 12)
+                pages = mail.to("center@ioc.test")
+                reminder = next(m for m in pages if "[REMINDER]" in m.subject)
+                assert "Flapping, not paged again" in reminder.body
+                assert "re-opened 2 lần / times" in reminder.body
+                opened = [m for m in pages if "[REMINDER]" not in m.subject
+                          and "[RESOLVED]" not in m.subject]  # fmt: skip
+                assert len(opened) == 1, [m.subject for m in pages]
