@@ -143,7 +143,7 @@ def silences_list(
         rows = list_silences(conn, include_expired=all_)
     table = Table(title=f"{len(rows)} silences")
     for column in ("id", "state", "matchers", "starts", "ends", "by", "comment"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("id", "state", "starts", "ends"))
     for row in rows:
         state = "expired" if row["expired"] else "pending" if row["pending"] else "active"
         table.add_row(str(row["id"]), state, str(row["matchers"]),

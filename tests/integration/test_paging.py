@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.rows import dict_row
 from pydantic import SecretStr
@@ -412,3 +413,79 @@ async def test_a_flapping_incident_is_not_paged_again_and_the_reminder_counts_it
                 opened = [m for m in pages if "[REMINDER]" not in m.subject
                           and "[RESOLVED]" not in m.subject]  # fmt: skip
                 assert len(opened) == 1, [m.subject for m in pages]
+
+
+async def test_quiet_hours_hold_a_low_page_until_morning_and_never_a_critical_one(
+    settings: Settings, superuser: str
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from notifier.core import flush_once, route_once
+
+    quiet = 'quiet_hours: {start: "22:00", end: "06:00", severities: [low]}'
+    text = rules("low") + rules("critical").split("rules:", 1)[1].replace("pm25-high", "pm25-bad")
+    night = datetime(2026, 7, 1, 23, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    async with pipeline_harness(settings, superuser, rules=text) as h:
+        await h.handle("environment", [reading(h, "a", 60, entity="st-a", t=datetime.now(UTC))])
+        ctx = Context(parse_paging(paging_yaml(wait="0s", quiet=quiet), "p.yaml"), h.settings.paging,
+                      load_rule_files([("r.yaml", text)]))  # fmt: skip
+        conn = await psycopg.AsyncConnection.connect(
+            h.settings.db.conninfo("ingest"), autocommit=True
+        )
+        async with conn:
+            assert await route_once(conn, ctx, night) == 2
+            assert await flush_once(conn, ctx, night) == 1  # one group (zone, domain): one page
+        (page,) = {r["next_attempt_at"] for r in rows(h, "SELECT * FROM notifications")}
+        assert page == night  # the critical incident takes the page out at once
+
+    async with pipeline_harness(settings, superuser, rules=rules("low")) as h:
+        await h.handle("environment", [reading(h, "a", 60, entity="st-a", t=datetime.now(UTC))])
+        ctx = Context(parse_paging(paging_yaml(wait="0s", quiet=quiet), "p.yaml"), h.settings.paging,
+                      load_rule_files([("r.yaml", rules("low"))]))  # fmt: skip
+        conn = await psycopg.AsyncConnection.connect(
+            h.settings.db.conninfo("ingest"), autocommit=True
+        )
+        async with conn:
+            await route_once(conn, ctx, night)
+            assert await flush_once(conn, ctx, night) == 1
+        due = {r["next_attempt_at"] for r in rows(h, "SELECT * FROM notifications")}
+        assert due == {datetime(2026, 7, 2, 6, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))}
+
+
+def test_silences_and_oncall_from_the_cli(settings: Settings, superuser: str) -> None:
+    import asyncio as aio
+
+    from typer.testing import CliRunner
+
+    from ioc.cli import app
+
+    async def scratch() -> None:
+        async with pipeline_harness(settings, superuser, rules=rules()) as h:
+            env = {"IOC_DB__NAME": h.dbname}
+            run = CliRunner().invoke
+            result = run(app, ["silences", "add", "--zone", "24133", "--domain", "environment",
+                               "--for", "2h", "--by", "lead-binh", "--comment", "pump works"],
+                         env=env)  # fmt: skip
+            assert result.exit_code == 0, result.output
+            silence_id = result.output.split()[1]
+            listed = run(app, ["silences", "list"], env=env)
+            assert silence_id in listed.output and "active" in listed.output
+            assert run(app, ["silences", "add", "--for", "1h", "--by", "x"], env=env).exit_code == 2
+            assert run(app, ["silences", "add", "--zone", "1", "--for", "soon", "--by", "x"],
+                       env=env).exit_code == 2  # fmt: skip
+            window = run(app, ["silences", "add", "--rule", "pm25-high", "--by", "x", "--for", "1h",
+                               "--starts", "2030-01-01T22:00:00+07:00"], env=env)  # fmt: skip
+            assert window.exit_code == 0, window.output
+            assert "pending" in run(app, ["silences", "list"], env=env).output
+            expired = run(app, ["silences", "expire", silence_id, "--by", "lead-binh"], env=env)
+            assert expired.exit_code == 0, expired.output
+            assert silence_id not in run(app, ["silences", "list"], env=env).output
+            assert "expired" in run(app, ["silences", "list", "--all"], env=env).output
+            again = run(app, ["silences", "expire", silence_id, "--by", "lead-binh"], env=env)
+            assert again.exit_code == 1 and "no silence" in again.output
+            shown = run(app, ["oncall", "show", "--at", "2026-07-01T08:00:00+07:00"], env=env)
+            assert shown.exit_code == 0 and "duty_officer" in shown.output
+            assert "2026-07-01 07:00" in shown.output  # the shift that covers 08:00 local
+            assert run(app, ["pages", "list"], env=env).exit_code == 0
+
+    aio.run(scratch())
