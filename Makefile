@@ -51,7 +51,7 @@ $(BENCH_STAMP): pyproject.toml
 install-bench: $(BENCH_STAMP)
 
 install-test: $(STAMP) $(PGLITE_STAMP) $(ASYNCAPI_STAMP)
-	@bash deploy/local/install-kcat.sh  # kcat: librdkafka's producer, for the codec tests
+	@bash deploy/local/install-test-tools.sh  # kcat and chromium: outside clients the tests drive
 
 up: install
 	$(IOC) dev up

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from ioc.api_commands import api_app, tokens_app
 from ioc.console import console, err_console, settings_from
 from ioc.db_commands import db_app
 from ioc.dev_commands import demo_command, dev_app
@@ -102,6 +103,8 @@ app.add_typer(paging_app, name="paging")
 app.add_typer(silences_app, name="silences")
 app.add_typer(oncall_app, name="oncall")
 app.add_typer(pages_app, name="pages")
+app.add_typer(api_app, name="api")
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -33,11 +33,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from access.links import link
 from notifier.deliver import DeliveryError, Message, send
 from paging.config import PagingSettings
 from paging.model import Grouping, Notify, PagingConfig, RouteMatch
 from paging.oncall import shift_at
 from paging.pages import (
+    AckLink,
     Page,
     constituents,
     group_key,
@@ -53,13 +55,28 @@ STORM_KEY = "storm"
 STORM_ROUTE = "storm"
 
 
+@dataclass(frozen=True)
+class Links:
+    """One-tap acknowledgement links (access.links), signed for one officer each."""
+
+    base_url: str
+    key: bytes
+    ttl: timedelta
+
+    def maker(self, officer: str, now: datetime) -> AckLink:
+        return lambda item: link(self.base_url, self.key, str(item["id"]), officer, now=now,
+                                 ttl=self.ttl)  # fmt: skip
+
+
 @dataclass
 class Context:
-    """What the steps need: the paging file, the rules (for domains and inhibition), settings."""
+    """What the steps need: the paging file, the rules (for domains and inhibition), settings,
+    and the links' signer (None: pages say how to acknowledge from the CLI)."""
 
     config: PagingConfig
     settings: PagingSettings
     ruleset: RuleSet
+    links: Links | None = None
     zone_names: dict[str, str] = field(default_factory=dict)
     compounds: dict[str, set[str]] = field(default_factory=dict)
     domains: dict[str, str] = field(default_factory=dict)
@@ -75,6 +92,16 @@ class Context:
         rule = payload.get("rule_id") or ""
         domain = self.domains.get(rule) or rule.split(".", 1)[0] or "unknown"
         return labels_of({**payload, "domain": domain})
+
+    def ack_link(self, officer: str | None, now: datetime) -> AckLink | None:
+        return self.links.maker(officer, now) if self.links and officer else None
+
+    def answering(self, now: datetime) -> str | None:
+        """Who answers a receiver's page: the holder of the first on-call role now."""
+        oncall = self.config.oncall
+        for role, rotation in oncall.roles.items():
+            return shift_at(role, rotation, oncall.timezone, now).person
+        return None
 
     def route_of(self, group: Mapping[str, Any]) -> tuple[list[str], str | None, Grouping]:
         """A group's receivers, policy and grouping (the storm's, or its route's)."""
@@ -410,7 +437,8 @@ async def _grouped(cur: psycopg.AsyncCursor[Any], ctx: Context,
 async def _write_page(cur: psycopg.AsyncCursor[Any], ctx: Context, group: Mapping[str, Any],
                       page: Page, receivers: Sequence[str], now: datetime) -> list[str]:  # fmt: skip
     """One notification row per target of `receivers`; returns their ids."""
-    subject, body = render(page, ctx.settings.dashboard_url, ctx.settings.ack_url)
+    ack = ctx.ack_link(ctx.answering(now), now)
+    subject, body = render(page, ctx.settings.dashboard_url, ack)
     leaves = quiet_until(ctx.config.quiet_hours, ctx.config.oncall.timezone, page.severity, now)
     incidents = [str(i["id"]) for i in page.incidents]
     ids = []
@@ -540,7 +568,7 @@ async def _page_role(cur: psycopg.AsyncCursor[Any], ctx: Context, group: Mapping
     person = ctx.config.people[shift.person]
     page = Page(kind="escalation", labels=group["labels"], firing=[_current(m) for m in members],
                 role=role, person=person.name, waited=waited, zone_names=ctx.zone_names)  # fmt: skip
-    subject, body = render(page, ctx.settings.dashboard_url, ctx.settings.ack_url)
+    subject, body = render(page, ctx.settings.dashboard_url, ctx.ack_link(shift.person, now))
     leaves = quiet_until(ctx.config.quiet_hours, oncall.timezone, page.severity, now)
     ids = []
     for ref in person.contacts:

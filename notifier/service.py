@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import structlog
 
-from notifier.core import Context, deliver_once, escalate_once, flush_once, route_once
+from notifier.core import Context, Links, deliver_once, escalate_once, flush_once, route_once
 from notifier.deliver import DeliveryError, check_url
 from paging.load import PagingError, load_paging
 from rules.load import load_rules
@@ -38,7 +38,12 @@ def build_context(settings: Settings) -> Context:
             problems.append(f"secret {name!r}: {exc}")
     if problems:
         raise PagingError(problems)
-    return Context(config, settings.paging, load_rules(settings.rules).enabled())
+    api = settings.api
+    links = None
+    if api.public_url and api.link_key is not None:
+        links = Links(api.public_url, api.link_key.get_secret_value().encode(),
+                      timedelta(seconds=api.link_ttl_s))  # fmt: skip
+    return Context(config, settings.paging, load_rules(settings.rules).enabled(), links=links)
 
 
 def now() -> datetime:

@@ -34,10 +34,6 @@ class PagingSettings(BaseModel):
         "http://127.0.0.1:3000/d/ioc-zone/zone?var-zone={zone}",
         description="The zone's Grafana dashboard, linked from every page; {zone} is the zone id.",
     )
-    ack_url: str | None = Field(
-        None, description="The one-tap acknowledgement link's base URL (the incident API); "
-        "until it is set, pages say how to acknowledge from the CLI.",
-    )  # fmt: skip
 
     @field_validator("secrets")
     @classmethod

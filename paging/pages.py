@@ -8,7 +8,7 @@ routes, groups and silences match: zone, domain, severity and rule.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,9 +118,12 @@ class Page:
         return highest(i.get("severity", "") for i in [*self.new, *self.firing] or self.incidents)
 
 
-def render(page: Page, dashboard_url: str, ack_url: str | None) -> tuple[str, str]:
+AckLink = Callable[[Mapping[str, Any]], str | None]
+
+
+def render(page: Page, dashboard_url: str, ack_link: AckLink | None = None) -> tuple[str, str]:
     """(subject, body): Vietnamese first, then English; each incident with its zone dashboard
-    and how to acknowledge it."""
+    and how to acknowledge it (its one-tap link from `ack_link`, else the CLI command)."""
     zone = page.labels.get("zone")
     where = page.zone_names.get(zone or "", zone or "") if zone else "toàn tỉnh / city-wide"
     count = len(page.new) + len(page.firing)
@@ -155,7 +158,7 @@ def render(page: Page, dashboard_url: str, ack_url: str | None) -> tuple[str, st
         if items:
             lines.append(f"== {title} / {title_en} ({len(items)}) ==")
             lines += [
-                line for item in items[:50] for line in _item(item, page, dashboard_url, ack_url)
+                line for item in items[:50] for line in _item(item, page, dashboard_url, ack_link)
             ]
             if len(items) > 50:
                 lines.append(f"... và {len(items) - 50} sự cố khác / and {len(items) - 50} more")
@@ -171,15 +174,14 @@ def render(page: Page, dashboard_url: str, ack_url: str | None) -> tuple[str, st
 
 
 def _item(item: Mapping[str, Any], page: Page, dashboard_url: str,
-          ack_url: str | None) -> list[str]:  # fmt: skip
+          ack_link: AckLink | None) -> list[str]:  # fmt: skip
     zone = item.get("zone_id") or ""
     name = page.zone_names.get(zone, zone)
     description = item.get("description") or {}
     severity = item.get("severity", "")
-    ack = (
-        f"{ack_url.rstrip('/')}/{item.get('id')}" if ack_url
-        else f"ioc incidents ack {item.get('id')} --by <tên / name>"
-    )  # fmt: skip
+    ack = (ack_link(item) if ack_link else None) or (
+        f"ioc incidents ack {item.get('id')} --by <tên / name>"
+    )
     lines = [
         f"* [{SEVERITY_VI.get(severity, severity)} / {severity}] {item.get('title')} · {name}",
         f"  VI: {description.get('vi', '')}",

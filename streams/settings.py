@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from access.config import ApiSettings
 from domains.config import DomainsSettings
 from geo.config import GeoSettings
 from paging.config import PagingSettings
@@ -182,6 +183,7 @@ class Settings(BaseSettings):
     geo: GeoSettings = GeoSettings()
     rules: RulesSettings = RulesSettings()
     paging: PagingSettings = PagingSettings()
+    api: ApiSettings = ApiSettings()
 
 
 class SettingsError(Exception):

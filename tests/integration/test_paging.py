@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from pydantic import SecretStr
 
 from localdev.runtime import LocalPostgres
-from notifier.core import Context
+from notifier.core import Context, Links
 from notifier.service import Notifier
 from notifier.silences import add_silence, expire_silence
 from paging.load import parse_paging
@@ -139,7 +139,7 @@ def reading(h: Harness, name: str, pm25: float, *, entity: str, t: datetime,
 
 @contextlib.asynccontextmanager
 async def notifier(h: Harness, mail: MailServer, hook: WebhookServer, text: str,
-                   poll: float = 0.05) -> AsyncIterator[Notifier]:  # fmt: skip
+                   poll: float = 0.05, links: Links | None = None) -> AsyncIterator[Notifier]:  # fmt: skip
     """The notifier on the harness's database, sending to the local servers."""
     secrets = {name: mail.url(f"{name}@ioc.test") for name in ("center", "an", "binh", "chi")}
     secrets["hook"] = hook.url()
@@ -153,7 +153,7 @@ async def notifier(h: Harness, mail: MailServer, hook: WebhookServer, text: str,
     )
     settings = h.settings.model_copy(update={"paging": paging})
     ctx = Context(parse_paging(text, "test-paging.yaml"), paging,
-                  load_rule_files([("harness-rules.yaml", h.rules or "rules: []")]))  # fmt: skip
+                  load_rule_files([("harness-rules.yaml", h.rules or "rules: []")]), links)  # fmt: skip
     running = Notifier(settings, ctx)
     task = asyncio.create_task(running.run())
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-KCAT_INSTALL = "bash deploy/local/install-kcat.sh (or: apt-get install kcat)"
+KCAT_INSTALL = "bash deploy/local/install-test-tools.sh (or: apt-get install kcat)"
 
 
 async def produce_batch(

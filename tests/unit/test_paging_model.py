@@ -178,5 +178,7 @@ def test_a_page_speaks_vietnamese_then_english_with_links_and_how_to_acknowledge
     assert body.index("VI: Sông vượt") < body.index("EN: River above")
     assert "http://grafana/d/zone?var-zone=66001" in body
     assert "ioc incidents ack 0b7c" in body
-    _, linked = render(page, "http://g/{zone}", "https://ioc.example.org/ack")
-    assert "https://ioc.example.org/ack/0b7c" in linked
+    _, linked = render(
+        page, "http://g/{zone}", lambda item: f"https://ioc.example.org/l/{item['id']}/x"
+    )
+    assert "acknowledge: https://ioc.example.org/l/0b7c/x" in linked
