@@ -136,7 +136,8 @@ def demo_command(
     ] = "flood",
 ) -> None:
     """Simulator -> Kafka -> worker -> database for a minute, then who got what, per domain,
-    and the scenario's incidents (opened, repeated, resolved) against its manifest."""
+    the scenario's incidents (opened, repeated, resolved) against its manifest, and the pages
+    `ioc notifier` sent about them to a local SMTP server (one grouped page, one escalation)."""
     from localdev.demo import run_demo, summary_table
     from simulator.profiles import SCRIPTS
 
@@ -153,3 +154,8 @@ def demo_command(
     console.print(summary_table(result, settings.stream.late_horizon_s))
     if not result.complete(settings.stream.late_horizon_s):
         raise fail("the counts do not match the simulator's manifest (see .local/demo/)")
+    if not result.paging_ok():
+        raise fail(
+            "the pages are not one grouped page and one escalation step for the scenario's zone "
+            f"(see {result.work}/notifier.log and {result.work}/paging.yaml)"
+        )

@@ -20,6 +20,12 @@ whether they are equal. Incidents of other rules (background noise elsewhere) ar
 A scenario's event times go back 55 minutes, so a second demo within the hour would send times
 the rules have already passed for the zone's keys (late for the rules): before each scenario run,
 the demo forgets the rule state of the scenario zone's keys that hold no open incident.
+
+With a scenario, the demo pages too (localdev.demo_paging): it starts a local SMTP server and
+`ioc notifier` (a child process) with the demo's paging file, whose secrets point at that server.
+At the end, a third table lists the pages the server received, and says whether the scenario's
+zone got ONE grouped page listing its incidents and whether the on-call chain escalated exactly
+once; the demo exits non-zero if not.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,15 @@ from localdev.accounting import (
     observe,
     split_expected,
     wait_until_accounted,
+)
+from localdev.demo_paging import (
+    DemoPaging,
+    ReceivedPage,
+    muted,
+    page_verdict,
+    pages_table,
+    received_pages,
+    settle_earlier,
 )
 from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import RuntimeProblem, state_dir
@@ -63,6 +78,13 @@ class DemoResult:
     work: Path = Path(".local/demo")  # the worker's log, the simulator's log and manifest
     #: incidents opened during a scenario run (rows of `incidents`, event times), if one ran
     incidents: list[dict[str, Any]] | None = None
+    #: the pages the demo's SMTP server received, if the notifier ran (with a scenario)
+    pages: list[ReceivedPage] | None = None
+    #: the escalation chain's roles, in order, and when the notifier started
+    chain: tuple[str, ...] = ()
+    #: why each scenario incident the notifier routed was muted ("" if it was not)
+    mutes: dict[str, str] = field(default_factory=dict)
+    paging_since: datetime | None = None
 
     def stored(self, domain: str) -> int:
         return self.after.stored[domain] - self.before.stored[domain]
@@ -91,6 +113,26 @@ class DemoResult:
             for i in self.incidents or []
             if i["zone"] == zone or i["rule"].startswith("compound.")
         ]
+
+    def scenario_zone(self) -> str | None:
+        return (self.manifest.run.get("scenario") or {}).get("zone_id")
+
+    def paging(self) -> tuple[bool, str] | None:
+        """The page check's verdict (see localdev.demo_paging.page_verdict), if pages were taken."""
+        zone = self.scenario_zone()
+        if self.pages is None or zone is None:
+            return None
+        return page_verdict(self.pages, zone, self.scenario_ids(), self.mutes, list(self.chain))
+
+    def scenario_ids(self) -> set[str]:
+        """The ids of the run's incidents of the scenario's rules in its zone."""
+        zone = self.scenario_zone()
+        rules = {i["rule"] for i in self.manifest.incidents}
+        return {i["id"] for i in self.incidents or [] if i["zone"] == zone and i["rule"] in rules}
+
+    def paging_ok(self) -> bool:
+        verdict = self.paging()
+        return verdict is None or verdict[0]
 
     def incidents_match(self) -> bool:
         if self.incidents is None:
@@ -139,6 +181,9 @@ def run_demo(
             f"port {port} for the worker's web server is taken; set IOC_STREAM__WEB_PORT"
         )
     worker = ChildCommand(["worker"], work / "worker.log").start()
+    paging: DemoPaging | None = None
+    pages: list[ReceivedPage] | None = None
+    mutes: dict[str, str] = {}
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout=90, child=worker)
         console.print(f"worker started (pid {worker.pid}, log {worker.log_path})")
@@ -146,6 +191,19 @@ def run_demo(
         demo_start = datetime.now(UTC)
         if scenario:
             forget_zone_state(settings, scenario)
+            transitions, groups = settle_earlier(settings)
+            if transitions or groups:
+                console.print(
+                    f"paging: {transitions:,} transitions of earlier runs marked routed and "
+                    f"{groups:,} page groups still active closed, so that the demo pages only "
+                    "what this run causes"
+                )
+            paging = DemoPaging(settings, work, duration_s).start()
+            console.print(
+                f"notifier started (pid {paging.notifier.pid}, log {paging.notifier.log_path}), "
+                f"paging through a local SMTP server on 127.0.0.1:{paging.mail.port} "
+                f"with {paging.file}"
+            )
         before = observe(settings, registry)
         seed = random.SystemRandom().randrange(1, 2**31)
         manifest_path = work / "manifest.json"
@@ -180,9 +238,20 @@ def run_demo(
         time.sleep(settings.stream.stats_interval_s + 1)  # one more stats window for latency
         after.latency_p95_s = observe(settings, registry, since=demo_start).latency_p95_s
         incidents = run_incidents(settings, demo_start) if scenario else None
+        if paging is not None:
+            with console.status("waiting until the scenario's pages are sent..."):
+                paging.settle(manifest.run.get("scenario", {}).get("zone_id"),
+                              timeout=max(30.0, float(duration_s)))  # fmt: skip
+            pages = received_pages(settings, paging.mail.mails)
+            mutes = muted(settings, [i["id"] for i in incidents or []])
     finally:
+        if paging is not None:
+            paging.stop()
         worker.stop(30)
-    return DemoResult(manifest, before, after, seconds, work, incidents)
+    return DemoResult(
+        manifest, before, after, seconds, work, incidents, pages,
+        tuple(paging.chain) if paging else (), mutes, paging.started if paging else None,
+    )  # fmt: skip
 
 
 def _listed(incident: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +260,7 @@ def _listed(incident: dict[str, Any]) -> dict[str, Any]:
 
 
 RUN_INCIDENTS = """
-SELECT i.rule_id, i.zone_id, i.entity_id, i.key, i.opened_at, i.resolved_at, i.count,
+SELECT i.id::text, i.rule_id, i.zone_id, i.entity_id, i.key, i.opened_at, i.resolved_at, i.count,
   (SELECT count(*) FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'updated')
 FROM incidents i WHERE i.created_at >= %s
 ORDER BY i.opened_at, i.rule_id, i.entity_id"""
@@ -215,6 +284,7 @@ def run_incidents(settings: Settings, since: datetime) -> list[dict[str, Any]]:
         rows = conn.execute(RUN_INCIDENTS, (since,)).fetchall()
     return [
         {
+            "id": incident_id,
             "rule": rule,
             "zone": zone,
             "entity": entity,
@@ -224,7 +294,7 @@ def run_incidents(settings: Settings, since: datetime) -> list[dict[str, Any]]:
             "count": count,
             "updates": updates,
         }
-        for rule, zone, entity, key, opened, resolved, count, updates in rows
+        for incident_id, rule, zone, entity, key, opened, resolved, count, updates in rows
     ]
 
 
@@ -304,11 +374,14 @@ def summary_table(result: DemoResult, horizon_s: float) -> RenderableType:
     )  # fmt: skip
     horizon = f"late horizon {horizon_s:,.0f} s"
     mismatched = result.mismatched(horizon_s)
+    counts = table
     if result.incidents is not None:
         table = Group(table, incidents_table(result))  # type: ignore[assignment]
-        counts = table.renderables[0]  # type: ignore[attr-defined]
-    else:
-        counts = table
+    if result.pages is not None:
+        verdict = result.paging()
+        since = result.paging_since or datetime.now(UTC)
+        table = Group(table, pages_table(result.pages, since, result.scenario_zone(),
+                                         verdict[1] if verdict else None))  # type: ignore[assignment]  # fmt: skip
     if not mismatched:
         counts.caption = (
             "every sent event accounted for: stored + duplicates + DLQ = sent, exactly as the "

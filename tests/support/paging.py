@@ -1,5 +1,5 @@
-"""Real receivers for the notifier's tests: an SMTP server (aiosmtpd) and an HTTP webhook server,
-both on 127.0.0.1, recording what arrives and when."""
+"""Real receivers for the notifier's tests: an SMTP server (aiosmtpd, the one `ioc demo` uses)
+and an HTTP webhook server, both on 127.0.0.1, recording what arrives and when."""
 
 from __future__ import annotations
 
@@ -7,77 +7,20 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from aiosmtpd.controller import Controller
-
+from localdev import mail as local_mail
+from localdev.mail import Mail
 from tests.support.database import free_port
 
 
-@dataclass
-class Mail:
-    received: float  # time.time() on arrival
-    rcpt: list[str]
-    message: Message
-
-    @property
-    def id(self) -> str:
-        return str(self.message["Message-ID"])
-
-    @property
-    def subject(self) -> str:
-        from email.header import decode_header, make_header
-
-        return str(make_header(decode_header(str(self.message["Subject"]))))
-
-    @property
-    def body(self) -> str:
-        part = self.message.get_payload(decode=True)
-        return part.decode() if isinstance(part, bytes) else str(self.message.get_payload())
-
-
-@dataclass
-class _Handler:
-    mails: list[Mail] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        mail = Mail(time.time(), list(envelope.rcpt_tos), message_from_bytes(envelope.content))
-        with self.lock:
-            self.mails.append(mail)
-        return "250 OK"
-
-
-class MailServer:
-    """aiosmtpd on its own thread; `mails` is everything received."""
+class MailServer(local_mail.MailServer):
+    """The local SMTP receiver (localdev.mail), awaited from the tests' event loop."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self._handler = _Handler()
-        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
-
-    def __enter__(self) -> MailServer:
-        self._controller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._controller.stop()
-
-    def url(self, to: str) -> str:
-        """The apprise URL that sends to `to` through this server (no TLS, no login)."""
-        return f"mailto://127.0.0.1:{self.port}?to={to}&from=ioc@notifier.test&mode=insecure"
-
-    @property
-    def mails(self) -> list[Mail]:
-        with self._handler.lock:
-            return list(self._handler.mails)
-
-    def to(self, address: str) -> list[Mail]:
-        return [m for m in self.mails if address in m.rcpt]
+        super().__init__(sender="ioc@notifier.test")
 
     async def wait_for(
         self, check: Callable[[list[Mail]], bool], timeout: float = 20.0
