@@ -419,18 +419,20 @@ async def _flush(cur: psycopg.AsyncCursor[Any], ctx: Context, group: dict[str, A
 
 async def _grouped(cur: psycopg.AsyncCursor[Any], ctx: Context,
                    new: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
-    """For a compound incident paged now: its zone's constituents that were already paged."""
+    """For a compound incident paged now: its zone's open constituents, each marked `paged`
+    if it was paged before the compound opened (it is not paged again)."""
     found: list[dict[str, Any]] = []
     for m in new:
         rules = ctx.compounds.get(m["labels"].get("rule") or "")
         if not rules:
             continue
         await cur.execute(
-            "SELECT payload FROM page_members WHERE labels->>'zone' = %s AND labels->>'rule' = ANY(%s) "
-            "AND paged_at IS NOT NULL AND state <> 'resolved' ORDER BY added_at",
+            "SELECT payload, paged_at IS NOT NULL AS paged FROM page_members "
+            "WHERE labels->>'zone' = %s AND labels->>'rule' = ANY(%s) AND state <> 'resolved' "
+            "ORDER BY added_at",
             (m["labels"].get("zone"), sorted(rules)),
         )
-        found += [row["payload"] for row in await cur.fetchall()]
+        found += [row["payload"] | {"paged": row["paged"]} for row in await cur.fetchall()]
     return found
 
 

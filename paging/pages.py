@@ -103,7 +103,7 @@ class Page:
     firing: Sequence[Mapping[str, Any]] = ()
     resolved: Sequence[Mapping[str, Any]] = ()
     flapping: Sequence[Mapping[str, Any]] = ()
-    groups: Sequence[Mapping[str, Any]] = ()  # already-paged incidents a compound now groups
+    groups: Sequence[Mapping[str, Any]] = ()  # a compound's open constituents (`paged`: before)
     role: str | None = None  # escalation: the role paged, and after how long
     person: str | None = None
     waited: timedelta | None = None
@@ -128,7 +128,9 @@ def render(page: Page, dashboard_url: str, ack_link: AckLink | None = None) -> t
     where = page.zone_names.get(zone or "", zone or "") if zone else "toàn tỉnh / city-wide"
     count = len(page.new) + len(page.firing)
     severity = page.severity
-    tag = {"storm": "STORM", "escalation": "ESCALATION", "repeat": "REMINDER"}.get(page.kind, "")
+    first_step = page.kind == "escalation" and not (page.waited and page.waited > timedelta(0))
+    tag = {"storm": "STORM", "escalation": "ON CALL" if first_step else "ESCALATION",
+           "repeat": "REMINDER"}.get(page.kind, "")  # fmt: skip
     head = f"[{severity.upper()}]" + (f"[{tag}]" if tag else "")
     if page.kind == "storm":
         subject = f"{head} {count} sự cố / incidents city-wide"
@@ -141,7 +143,14 @@ def render(page: Page, dashboard_url: str, ack_link: AckLink | None = None) -> t
     else:
         subject = f"{head} {count} sự cố / incidents · {where}"
     lines: list[str] = []
-    if page.kind == "escalation":
+    if first_step:
+        lines += [
+            f"Bạn đang trực ({page.role}, {page.person}): sự cố dưới đây cần được xác nhận.",
+            f"You are on call ({page.role}, {page.person}): the incidents below need "
+            "acknowledging.",
+            "",
+        ]
+    elif page.kind == "escalation":
         waited = _minutes(page.waited)
         lines += [
             f"Chuyển cấp: chưa ai xác nhận sau {waited} phút; gửi {page.role} ({page.person}).",
@@ -163,9 +172,13 @@ def render(page: Page, dashboard_url: str, ack_link: AckLink | None = None) -> t
             if len(items) > 50:
                 lines.append(f"... và {len(items) - 50} sự cố khác / and {len(items) - 50} more")
     if page.groups:
-        lines.append("== Sự cố đã báo, nay gộp vào sự cố tổng hợp / Already paged, now grouped "
-                     "under this compound incident (no further pages for them) ==")  # fmt: skip
-        lines += [f"- {g.get('title')} ({g.get('id')})" for g in page.groups]
+        lines.append("== Gộp vào sự cố tổng hợp này, không báo riêng / Grouped under this "
+                     "compound incident, not paged on their own ==")  # fmt: skip
+        lines += [
+            f"- {g.get('title')} · {g.get('entity_id') or ''} ({g.get('id')})"
+            + (" — đã báo trước / already paged" if g.get("paged") else "")
+            for g in page.groups
+        ]
     if page.flapping:
         lines.append("== Dao động, không báo lại / Flapping, not paged again ==")
         lines += [f"- {f.get('title')} · {f.get('zone_id')}: mở lại / re-opened "

@@ -314,8 +314,8 @@ async def test_a_compound_incident_mutes_its_constituents_and_says_it_groups_the
                 subjects = [m.subject for m in mail.to("center@ioc.test")]
                 assert len(subjects) == 3, subjects  # pm25 x2, the compound; never no2
                 smog = next(m for m in mail.to("center@ioc.test") if "Smog" in m.subject)
-                assert "Already paged, now grouped" in smog.body
-                assert "PM2.5 above the limit" in smog.body.split("Already paged")[1]
+                grouped = smog.body.split("Grouped under this compound incident")[1]
+                assert "PM2.5 above the limit" in grouped and "already paged" in grouped
                 muted = rows(h, "SELECT labels->>'rule' AS rule, labels->>'zone' AS zone, muted_by "
                                 "FROM page_members WHERE muted_by IS NOT NULL ORDER BY 1")  # fmt: skip
                 assert {(m["rule"], m["zone"]) for m in muted} == {("no2-high", zone),
