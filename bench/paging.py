@@ -120,7 +120,6 @@ class Sample:
     entity: str
     zone: str
     sent: float  # time.time() just before the breaching event's send
-    acked: float = 0.0  # the broker's acknowledgement
     mail_seen: float | None = None  # the first page, matched by entity while running
     # from the database and the mail matched by notification id, afterwards:
     incident_at: float | None = None
@@ -199,7 +198,6 @@ class Bench:
         sample = Sample(phase.name, n, entity, zone, sent=time.time())
         self.by_entity[entity] = sample
         await self.send(entity, zone, BREACH)
-        sample.acked = time.time()
         phase.samples.append(sample)
 
     def watch(self) -> None:
@@ -335,7 +333,7 @@ async def lag_sampler(run: Run, group: str, stop: asyncio.Event, phase: Phase) -
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
-async def bench_main(args: argparse.Namespace) -> tuple[list[Phase], Bench] | None:
+async def bench_main(args: argparse.Namespace) -> tuple[list[Phase], Bench]:
     settings = load_settings()
     logs = Path(tempfile.mkdtemp(prefix="ioc-bench-paging-"))
     print(f"logs: {logs}", flush=True)
@@ -505,10 +503,7 @@ def main() -> None:
     parser.add_argument("--worker-env", action="append", default=[], help="KEY=VALUE (ablations)")
     parser.add_argument("--notifier-env", action="append", default=[], help="KEY=VALUE")
     args = parser.parse_args()
-    result = asyncio.run(bench_main(args))
-    if result is None:
-        sys.exit(1)
-    phases, bench = result
+    phases, bench = asyncio.run(bench_main(args))
     sys.exit(report(phases, bench, args))
 
 
