@@ -179,7 +179,7 @@ class LocalKafka:
         if (self.data / "meta.properties").exists():
             return False
         self.data.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = cluster_uuid()
         cmd = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
         )
@@ -547,3 +547,12 @@ def components(settings: Settings) -> list[LocalKafka | LocalPostgres]:
 def log_files(settings: Settings) -> dict[str, Path]:
     kafka, postgres = LocalKafka(settings), LocalPostgres(settings)
     return {"kafka": kafka.log_file, "postgres": postgres.log_file}
+
+
+def cluster_uuid() -> str:
+    """A KRaft cluster id as Kafka's own `random-uuid` makes it: 16 random bytes, URL-safe base64
+    without padding, never starting with "-" (the storage tool would read it as an option)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not found.startswith("-"):
+            return found

@@ -112,6 +112,8 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
             "0003_measurements_append_only (postgres)",
             "0004_event_identity_source (shared)",
             "0005_incidents (shared)",
+            "0006_paging (shared)",
+            "0007_api (shared)",
         ]
         tables = {
             r[0]

@@ -89,3 +89,10 @@ def test_unknown_log_component_exits_2(clean_env: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["dev", "logs", "zookeeper"])
     assert result.exit_code == 2
     assert "zookeeper" in result.output
+
+
+def test_a_kraft_cluster_id_never_starts_with_a_dash() -> None:
+    from localdev.runtime import cluster_uuid
+
+    ids = [cluster_uuid() for _ in range(3000)]  # about 47 would start with "-" by chance
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
