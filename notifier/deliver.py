@@ -15,6 +15,7 @@ Errors never carry the URL (it holds secrets): `DeliveryError` names the scheme 
 from __future__ import annotations
 
 import asyncio
+import functools
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ def check_url(url: str) -> None:
     _plugin(url)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context (loading the system's certificates costs tens of ms), made on first use."""
+    return ssl.create_default_context()
+
+
 def _send_mail(plugin: Any, message: Message, mail_from: str, timeout: float) -> None:
     sender = plugin.from_addr[1] if plugin.from_addr and plugin.from_addr[1] else mail_from
     targets = [address for _name, address in (plugin.targets or [])] or [sender]
@@ -70,12 +77,11 @@ def _send_mail(plugin: Any, message: Message, mail_from: str, timeout: float) ->
     email["X-IOC-Notification-Id"] = message.id
     email.set_content(message.body)
     mode = plugin.secure_mode if plugin.secure else "insecure"
-    context = ssl.create_default_context()
     smtp_class = smtplib.SMTP_SSL if mode == "ssl" else smtplib.SMTP
-    kwargs: dict[str, Any] = {"context": context} if mode == "ssl" else {}
+    kwargs: dict[str, Any] = {"context": _tls()} if mode == "ssl" else {}
     with smtp_class(plugin.smtp_host, plugin.port, timeout=timeout, **kwargs) as smtp:
         if mode == "starttls":
-            smtp.starttls(context=context)
+            smtp.starttls(context=_tls())
         if plugin.user and plugin.password:
             smtp.login(plugin.user, plugin.password)
         smtp.send_message(email, from_addr=sender, to_addrs=targets)

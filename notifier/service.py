@@ -21,6 +21,7 @@ from notifier.core import Context, Links, deliver_once, escalate_once, flush_onc
 from notifier.deliver import DeliveryError, check_url
 from paging.load import PagingError, load_paging
 from rules.load import load_rules
+from sinks.incidents import OUTBOX_CHANNEL
 from streams.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,9 @@ class Notifier:
         self.settings = settings
         self.ctx = context
         self.stopping = asyncio.Event()
+        # set when there may be work before the next poll: new outbox rows (the workers'
+        # NOTIFY), or pages just written (for the delivery loop)
+        self.wake = {"paging": asyncio.Event(), "delivery": asyncio.Event()}
         self.sent = 0
         self.failed = 0
 
@@ -93,13 +97,52 @@ class Notifier:
                 wait = min(wait * 2, self.settings.stream.retry_cap_s)
                 continue
             if not busy:
-                await self._sleep(self.ctx.settings.poll_interval_s)
+                await self._sleep(self.ctx.settings.poll_interval_s, self.wake[name])
         if conn is not None:
             await conn.close()
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep `seconds`, or until stopping, or until `wake` is set (then clear it)."""
+        waits = [asyncio.ensure_future(self.stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            if wake is not None:
+                wake.clear()
+
+    async def _listen(self) -> None:
+        """Wake the paging loop on the workers' NOTIFY (sinks.incidents.OUTBOX_CHANNEL); the
+        poll stays as the fallback, so a lost listener only costs latency."""
+        wait = self.settings.stream.retry_first_s
+        while not self.stopping.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.settings.db.conninfo("ingest"), autocommit=True
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    wait = self.settings.stream.retry_first_s
+                    gen = conn.notifies()
+                    stop = asyncio.ensure_future(self.stopping.wait())
+                    try:
+                        while not self.stopping.is_set():
+                            nxt = asyncio.ensure_future(anext(gen))
+                            done, _ = await asyncio.wait({nxt, stop},
+                                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                            if nxt not in done:
+                                nxt.cancel()
+                                break
+                            nxt.result()
+                            self.wake["paging"].set()
+                    finally:
+                        stop.cancel()
+            except (psycopg.OperationalError, StopAsyncIteration):
+                await self._sleep(wait)
+                wait = min(wait * 2, self.settings.stream.retry_cap_s)
 
     async def _paging_step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         routed = await route_once(conn, self.ctx, now())
@@ -107,6 +150,8 @@ class Notifier:
         steps = await escalate_once(conn, self.ctx, now())
         if routed or pages or steps:
             log.debug("notifier.paging", routed=routed, pages=pages, escalations=steps)
+        if pages or steps:
+            self.wake["delivery"].set()
         return routed >= self.ctx.settings.claim_limit
 
     async def _delivery_step(self, conn: psycopg.AsyncConnection[Any]) -> bool:
@@ -123,7 +168,9 @@ class Notifier:
         log.info("notifier.started", routes=len(self.ctx.config.routes),
                  receivers=len(self.ctx.config.receivers))  # fmt: skip
         await asyncio.gather(
-            self._loop("paging", self._paging_step), self._loop("delivery", self._delivery_step)
+            self._loop("paging", self._paging_step),
+            self._loop("delivery", self._delivery_step),
+            self._listen(),
         )
         log.info("notifier.stopped", sent=self.sent, failed=self.failed)
 

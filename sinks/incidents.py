@@ -72,6 +72,11 @@ INSERT_OUTBOX = """
 INSERT INTO incident_outbox (incident_id, version, kind, payload)
 VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"""
 
+# Written to when a transaction adds outbox rows; delivered at its commit. The notifier listens
+# to page sooner than its poll (it polls as well, so a lost notification costs only latency).
+OUTBOX_CHANNEL = "ioc_incident_outbox"
+NOTIFY_OUTBOX = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
+
 
 @dataclass(frozen=True)
 class RuleFacts:
@@ -147,6 +152,8 @@ async def save(
             for kind in _outbox_kinds(kinds):
                 await cur.execute(INSERT_OUTBOX, (incident_id, version, kind, Jsonb(payload)))
                 outbox += 1
+        if outbox:
+            await cur.execute(NOTIFY_OUTBOX)
     return outbox
 
 
@@ -290,6 +297,7 @@ def act(
             cur.execute(
                 INSERT_OUTBOX, (incident_id, row["version"], kind, Jsonb(payload_of_row(row)))
             )
+            cur.execute(NOTIFY_OUTBOX)
         return dict(row)
 
 
