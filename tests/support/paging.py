@@ -42,6 +42,7 @@ class Mail:
 
 @dataclass
 class _Handler:
+    delay: float = 0.0
     mails: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,15 +50,18 @@ class _Handler:
         mail = Mail(time.time(), list(envelope.rcpt_tos), message_from_bytes(envelope.content))
         with self.lock:
             self.mails.append(mail)
+        await asyncio.sleep(self.delay)
         return "250 OK"
 
 
 class MailServer:
-    """aiosmtpd on its own thread; `mails` is everything received."""
+    """aiosmtpd on its own thread; `mails` is everything received. With `delay`, each mail is
+    recorded when its data has arrived and answered `delay` seconds later (a slow server: a
+    sender killed in between has delivered a mail it never saw accepted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.port = free_port()
-        self._handler = _Handler()
+        self._handler = _Handler(delay)
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     def __enter__(self) -> MailServer:
@@ -98,6 +102,7 @@ class Hook:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int  # what the server answered
 
 
 class WebhookServer:
@@ -113,8 +118,11 @@ class WebhookServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                outer.hooks.append(Hook(time.time(), self.path, dict(self.headers.items()), body))
-                self.send_response(outer.status)
+                status = outer.status
+                outer.hooks.append(
+                    Hook(time.time(), self.path, dict(self.headers.items()), body, status)
+                )
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
