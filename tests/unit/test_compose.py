@@ -2,12 +2,14 @@
 
 What is checked: the file parses; every IOC_* variable it sets is a real setting with a valid
 value; every `ioc` sub-command it runs exists; the mounts it names exist in the repository;
-every long-running service has a healthcheck; Kafka's image is the release `ioc dev up` runs.
+every long-running service has a healthcheck; Kafka's image is the release `ioc dev up` runs;
+the image holds every package.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +109,15 @@ def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> Non
         if svc.get("restart") == "no" or svc.get("profiles"):
             continue
         assert "healthcheck" in svc, f"service {name} has no healthcheck"
+
+
+def test_the_image_holds_every_package() -> None:
+    """The Dockerfile copies every package pyproject installs (`ioc` imports them all)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, flags=re.MULTILINE))
+    assert packages - copied == set(), "deploy/Dockerfile does not copy these packages"
 
 
 def test_kafka_release_matches_the_local_runtime(compose: dict[str, Any]) -> None:
