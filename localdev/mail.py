@@ -4,6 +4,7 @@ tests use it too (tests/support/paging.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -45,6 +46,7 @@ class Mail:
 
 @dataclass
 class _Handler:
+    delay: float = 0.0
     mails: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +54,8 @@ class _Handler:
         mail = Mail(time.time(), list(envelope.rcpt_tos), message_from_bytes(envelope.content))
         with self.lock:
             self.mails.append(mail)
+        if self.delay:
+            await asyncio.sleep(self.delay)  # recorded now, answered later: a slow server
         return "250 OK"
 
 
@@ -64,10 +68,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MailServer:
     """aiosmtpd on its own thread (a context manager); `mails` is everything received."""
 
-    def __init__(self, port: int | None = None, *, sender: str = "ioc@localhost") -> None:
+    def __init__(self, port: int | None = None, *, sender: str = "ioc@localhost",
+                 delay: float = 0.0) -> None:  # fmt: skip
         self.port = free_port() if port is None else port
         self.sender = sender
-        self._handler = _Handler()
+        self._handler = _Handler(delay)
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     def start(self) -> MailServer:

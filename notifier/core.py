@@ -34,7 +34,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from access.links import link
-from notifier.deliver import DeliveryError, Message, send
+from notifier.deliver import SENDS_AT_ONCE, DeliveryError, Message, send
 from paging.config import PagingSettings
 from paging.model import Grouping, Notify, PagingConfig, RouteMatch
 from paging.oncall import shift_at
@@ -601,7 +601,7 @@ class Delivered:
 
 
 async def deliver_once(conn: psycopg.AsyncConnection[Any], ctx: Context, now: datetime,
-                       limit: int = 20) -> Delivered:  # fmt: skip
+                       limit: int = SENDS_AT_ONCE) -> Delivered:  # fmt: skip
     """Send the due notifications; each is marked sent, or rescheduled, in this transaction."""
     result = Delivered()
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:

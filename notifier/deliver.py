@@ -10,6 +10,11 @@
   header; a resend there shows twice.
 
 Errors never carry the URL (it holds secrets): `DeliveryError` names the scheme and host only.
+
+Sends run on the notifier's own threads, `SENDS_AT_ONCE` of them, and a delivery claims no more
+notifications than that: each send starts at once, so its time limit is spent sending, not
+waiting for a thread (the event loop's default pool has min(32, cpu_count + 4) threads, and
+others use it too).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import functools
 import smtplib
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -27,6 +33,9 @@ from typing import Any
 import apprise
 
 WEBHOOKS = {"json", "jsons", "form", "forms", "xml", "xmls"}
+
+#: Notifications one delivery claims and sends together, each on its own thread.
+SENDS_AT_ONCE = 20
 
 
 class DeliveryError(Exception):
@@ -117,9 +126,13 @@ def _safe(exc: Exception, url: str) -> str:
     return text[:300]
 
 
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(SENDS_AT_ONCE, thread_name_prefix="ioc-send")
+
+
 async def send(url: str, message: Message, *, mail_from: str, timeout: float) -> None:
     """Send in a thread (smtplib and apprise block); raises DeliveryError."""
-    await asyncio.wait_for(
-        asyncio.to_thread(send_sync, url, message, mail_from=mail_from, timeout=timeout),
-        timeout + 5,
-    )
+    call = functools.partial(send_sync, url, message, mail_from=mail_from, timeout=timeout)
+    await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(_threads(), call),
+                           timeout + 5)  # fmt: skip

@@ -17,10 +17,12 @@ from tests.support.database import free_port
 
 
 class MailServer(local_mail.MailServer):
-    """The local SMTP receiver (localdev.mail), awaited from the tests' event loop."""
+    """The local SMTP receiver (localdev.mail), awaited from the tests' event loop. With
+    `delay`, each mail is recorded when its data has arrived and answered `delay` seconds later
+    (a slow server: a sender killed in between has delivered a mail it never saw accepted)."""
 
-    def __init__(self) -> None:
-        super().__init__(sender="ioc@notifier.test")
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(sender="ioc@notifier.test", delay=delay)
 
     async def wait_for(
         self, check: Callable[[list[Mail]], bool], timeout: float = 20.0
@@ -41,6 +43,7 @@ class Hook:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int  # what the server answered
 
 
 class WebhookServer:
@@ -56,8 +59,11 @@ class WebhookServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                outer.hooks.append(Hook(time.time(), self.path, dict(self.headers.items()), body))
-                self.send_response(outer.status)
+                status = outer.status
+                outer.hooks.append(
+                    Hook(time.time(), self.path, dict(self.headers.items()), body, status)
+                )
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:

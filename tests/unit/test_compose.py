@@ -2,12 +2,15 @@
 
 What is checked: the file parses; every IOC_* variable it sets is a real setting with a valid
 value; every `ioc` sub-command it runs exists; the mounts it names exist in the repository;
-every long-running service has a healthcheck; Kafka's image is the release `ioc dev up` runs.
+every long-running service has a healthcheck; Kafka's image is the release `ioc dev up` runs;
+the image holds every package; the notifier gets every secret its paging file names, by name
+only, and starts with what the file gives it.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ import yaml
 from typer.main import get_command
 
 from ioc.cli import app
+from notifier.service import build_context
+from paging.load import PagingError, check_file, load_paging
 from streams.settings import DevSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,21 +39,32 @@ def ioc_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+SECRETS = "IOC_PAGING__SECRETS__"
+
+
 def resolve_default(value: str) -> str:
     """${NAME:-default} -> default, as compose does when NAME is unset."""
     return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def placeholder(var: str) -> str:
+    """A value for a passed-through secret (an apprise URL), as an operator's shell would set."""
+    return f"json://hooks.example.invalid/{var.removeprefix(SECRETS).lower()}"
 
 
 def test_every_ioc_variable_is_a_valid_setting(
     compose: dict[str, Any], clean_env: pytest.MonkeyPatch
 ) -> None:
     services = ioc_services(compose)
-    assert {"worker", "simulator", "migrate"} <= set(services)
+    assert {"worker", "notifier", "simulator", "migrate"} <= set(services)
     for name, svc in services.items():
         env = svc["environment"]
         assert env, f"service {name} has no environment"
         for var, value in env.items():
             assert var.startswith("IOC_"), f"{name}: {var} is not an IOC_ setting"
+            if value is None:  # passed through from the shell: only secrets are
+                assert var.startswith(SECRETS), f"{name}: {var} has no value"
+                value = placeholder(var)
             clean_env.setenv(var, resolve_default(value))
         settings = load_settings()  # raises SettingsError naming any unknown or bad variable
         assert settings.db.flavour == "timescale"
@@ -89,7 +105,7 @@ def test_every_ioc_command_in_compose_exists(compose: dict[str, Any]) -> None:
         except Exception as exc:  # the assertion or click's usage error, named by service
             pytest.fail(f"service {name}: `ioc {' '.join(svc['command'])}`: {exc}")
     assert {" ".join(resolve(svc["command"])[1]) for svc in services.values()} >= {
-        "ioc worker", "ioc db migrate", "ioc topics create", "ioc simulate",
+        "ioc worker", "ioc notifier", "ioc db migrate", "ioc topics create", "ioc simulate",
     }  # fmt: skip
 
 
@@ -107,6 +123,54 @@ def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> Non
         if svc.get("restart") == "no" or svc.get("profiles"):
             continue
         assert "healthcheck" in svc, f"service {name} has no healthcheck"
+
+
+def test_the_image_holds_every_package() -> None:
+    """The Dockerfile copies every package pyproject installs (`ioc` imports them all)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, flags=re.MULTILINE))
+    assert packages - copied == set(), "deploy/Dockerfile does not copy these packages"
+
+
+def mounted_file(svc: dict[str, Any], target: str) -> Path:
+    """The repository file a service mounts at `target`."""
+    for volume in svc.get("volumes", []):
+        source, where, *_ = volume.split(":")
+        if where == target:
+            return ROOT / source
+    raise AssertionError(f"nothing is mounted at {target}")
+
+
+def test_the_notifier_gets_its_secrets_by_name_and_starts_with_them(
+    compose: dict[str, Any], clean_env: pytest.MonkeyPatch
+) -> None:
+    """Every secret of the paging file it mounts is passed through by name (no value is in the
+    file); without them the notifier refuses to start naming each variable; with them (as a
+    shell would set them) its start-up check passes."""
+    svc = compose["services"]["notifier"]
+    env = svc["environment"]
+    paging = mounted_file(svc, env["IOC_PAGING__FILE"])
+    needed = {f"{SECRETS}{name.upper()}" for name in check_file(paging).secret_names()}
+    given = {var for var in env if var.startswith(SECRETS)}
+    assert given == needed
+    assert all(env[var] is None for var in given), "a secret's value is in docker-compose.yml"
+    for var, value in env.items():
+        if value is not None:
+            clean_env.setenv(var, resolve_default(value))
+    clean_env.setenv("IOC_PAGING__FILE", str(paging))  # the mount's source, outside a container
+    with pytest.raises(PagingError) as refused:
+        load_paging(load_settings().paging)
+    problems = refused.value.problems
+    assert {v for p in problems for v in re.findall(rf"\(({SECRETS}\w+)\)", p)} == needed
+    for var in needed:
+        clean_env.setenv(var, placeholder(var))
+    context = build_context(load_settings())
+    assert context.config.secret_names() == {v.removeprefix(SECRETS).lower() for v in needed}
+    assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    check = svc["healthcheck"]["test"]
+    compile(check[-1], "notifier healthcheck", "exec")  # the probe it runs is valid Python
 
 
 def test_kafka_release_matches_the_local_runtime(compose: dict[str, Any]) -> None:
