@@ -695,7 +695,7 @@ PROFILES: dict[type[DomainEvent], Profile] = {
     security.CameraEvent: Profile(
         "cam", 150, 6, URBAN, camera, lambda n, r: {"camera_id": f"CAM-{n:04d}"}, sites=WATCHED
     ),
-    security.EmergencyCall: Profile("call", 30, 2, ANY, emergency_call),
+    security.EmergencyCall: Profile("call", 30, 0.2, ANY, emergency_call),
     security.FireAlarm: Profile(
         "fire", 80, 2, PERI, fire_alarm, lambda n, r: {"building": f"Tòa nhà {n + 1}"},
         sites=WATCHED,
