@@ -1,6 +1,9 @@
-"""Transport: Buon Ma Thuot's traffic counters, car parks and city buses."""
+"""Transport: Buon Ma Thuot's traffic counters, car parks and city buses, and the coast's
+ports (open, restricted or closed by the port authority)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -73,4 +76,31 @@ class BusPosition(DomainEvent):
     passengers: int | None = Field(None, ge=0, le=200)
 
 
-DOMAIN = Domain("transport", "Transport", (TrafficFlowObserved, ParkingOccupancy, BusPosition))
+class PortStatus(DomainEvent):
+    """A sea or fishing port's operational status, as its port authority or harbour master
+    declares it (FIWARE MarineTransport `Port` has no status; named after it): open,
+    restricted (no departures, small craft kept in) or closed (no traffic in or out, as in a
+    storm ban)."""
+
+    spec = EventSpec(
+        "port_status",
+        1,
+        fiware="Port",
+        summary="A port's status (open, restricted, closed) with the reason and vessels sheltering.",
+        measures=(Measure("vessels_in_port", "vessels"), Measure("wave_height", "m")),
+    )
+
+    name: str = Field(min_length=1, max_length=160, description="The port's name")
+    status: Literal["open", "restricted", "closed"]
+    closure_reason: (
+        Literal["storm", "high_waves", "fog", "flood", "maintenance", "security", "other"] | None
+    ) = Field(None, description="Why it is restricted or closed (absent when open)")
+    vessels_in_port: int | None = Field(None, ge=0, le=10_000, description="Vessels in port")
+    wave_height: float | None = Field(None, ge=0, le=30, description="Significant wave height, m")
+
+
+DOMAIN = Domain(
+    "transport",
+    "Transport",
+    (TrafficFlowObserved, ParkingOccupancy, BusPosition, PortStatus),
+)

@@ -11,7 +11,9 @@ Time is event time throughout. Each key's observations are applied in event-time
 observation older than the newest already applied for its key (in an earlier batch) is counted as
 `late_for_rule` and changes nothing: the allowed lateness is one batch. Correlation rules are
 the exception: fed by several domains' agents, they take each condition at its own event time
-(see `_correlation`).
+(see `_correlation`). Count rules keep the contract: their window holds
+the events applied in order, so an event older than its key's newest (a call from another
+partition, one batch late) is counted as `late_for_rule` and left out of the window.
 
 An incident is a snapshot dict kept inside its key's state while it is open (see `Incident`);
 its id derives from (rule, key, event time of opening), so a replay opens the same ids. A breach
@@ -23,19 +25,22 @@ nothing until the condition has cleared and been raised again.
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from rules.load import RuleSet
 from rules.model import (
+    Baseline,
     Condition,
     Correlation,
+    Count,
     Geofence,
     Match,
     RateOfChange,
@@ -114,7 +119,10 @@ def group(
                 continue
             if not matches(rule, obs):
                 continue
-            if isinstance(rule, Threshold | RateOfChange) and rule.metric not in obs.values:
+            if (
+                isinstance(rule, Threshold | RateOfChange | Baseline)
+                and rule.metric not in obs.values
+            ):
                 continue
             key = key_of(rule, obs)
             if key is not None:
@@ -293,6 +301,69 @@ def _rate(k: _Key, rule: RateOfChange, obs: Observation) -> None:
     k.step(obs, breach, clear, round(change, 6), extra={"change": round(change, 6)})
 
 
+def _baseline(k: _Key, rule: Baseline, obs: Observation) -> None:
+    value = obs.values[rule.metric]
+    band = rule.band(obs.time)
+    upper = band.mean + rule.raise_sd * band.sd
+    breach = value > upper and value >= rule.min_value
+    clear = value < band.mean + rule.clear_sd * band.sd
+    extra = {rule.metric: value, "expected": band.mean, "upper": round(upper, 6)}
+    k.step(obs, breach, clear, value, rule.for_, extra)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _count(k: _Key, rule: Count, obs: Observation) -> None:
+    """A sliding event-time window per key. `times` holds the newest `raise_at` event times
+    (epoch ms, ascending) still in the window: an event at s counts while s > t - window.
+    Between two events the count only falls, so when it fell to `clear_at` (and so when the
+    incident resolves) is computed from `times`, not waited for."""
+    t = (obs.time - _EPOCH) // _MS
+    times: list[int] = k.state.setdefault("times", [])
+    _count_settle(k, rule, times, t)
+    times.append(t)  # late events never get here (see apply): t is the newest
+    del times[: bisect.bisect_right(times, t - rule.window_ms)]
+    del times[: -rule.raise_at]
+    n = len(times)
+    extra = {"in_window": n}
+    if n >= rule.raise_at:
+        k.clear_since = None
+        if k.phase == "firing":
+            if k.incident is not None:
+                k.repeat(obs, n, extra)
+        else:
+            k.phase, k.since = "firing", obs.time
+            if not k.held:
+                k.open(obs, n, extra)
+        return
+    if k.phase != "firing":
+        return
+    if n > rule.clear_at:
+        k.clear_since = None  # in the band: neither raised nor cleared
+    elif k.clear_since is None:
+        k.clear_since = obs.time
+    _count_settle(k, rule, times, t)
+
+
+def _count_settle(k: _Key, rule: Count, times: list[int], now: int) -> None:
+    """A firing key up to event time `now` (ms) with no new event: the count fell to
+    `clear_at` when the (clear_at + 1)-th newest time left the window; it resolves `quiet`
+    later."""
+    if k.phase != "firing":
+        return
+    if k.clear_since is None:
+        j = len(times) - (rule.clear_at + 1)
+        fell = times[j] + rule.window_ms if j >= 0 else (times[-1] if times else now)
+        if fell <= now:
+            k.clear_since = _EPOCH + fell * _MS
+    if k.clear_since is not None and k.clear_since + rule.quiet <= _EPOCH + now * _MS:
+        if k.incident is not None:
+            k.resolve(k.clear_since + rule.quiet)
+        k.phase, k.since, k.clear_since, k.held = "normal", None, None, False
+
+
 def _geofence(k: _Key, rule: Geofence, obs: Observation) -> None:
     inside = obs.zone_id in rule.zones
     breach = inside if rule.when == "inside" else not inside
@@ -398,7 +469,7 @@ def _silence_seen(k: _Key, rule: Silence, obs: Observation) -> None:
 
 _STEP: dict[type, Any] = {
     Threshold: _threshold, RateOfChange: _rate, Geofence: _geofence,
-    Correlation: _correlation, Silence: _silence_seen,
+    Correlation: _correlation, Silence: _silence_seen, Baseline: _baseline, Count: _count,
 }  # fmt: skip
 
 
@@ -459,8 +530,10 @@ def check_silence(
 def describe(
     rule: Rule, incident: Mapping[str, Any], zone_name: str | None = None
 ) -> tuple[str, str]:
-    """The incident's description in Vietnamese and English, from the rule's templates."""
-    values = _Safe(
+    """The incident's description in Vietnamese and English, from the rule's templates (which
+    may also name the incident's triggering values, such as a baseline's `{expected}`)."""
+    values = _Safe({name: _num(v) for name, v in (incident.get("values") or {}).items()})
+    values.update(
         zone=zone_name or incident.get("zone") or "-", entity=incident.get("entity") or "-",
         value=_num(incident.get("value")), peak=_num(incident.get("peak")),
         count=incident.get("count"), metric=getattr(rule, "metric", "") or "",

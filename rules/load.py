@@ -13,7 +13,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from rules.config import RulesSettings
-from rules.model import Rule
+from rules.model import KINDS, Rule
 
 _RULE = TypeAdapter(Rule)
 
@@ -66,9 +66,9 @@ class RuleSet:
 
 def _field_path(loc: Iterable[Any]) -> str:
     parts = [str(p) for p in loc]
-    # drop the discriminator's tag (the kind) that pydantic puts in the path
-    return ".".join(p for p in parts if p not in {"threshold", "rate_of_change", "silence",
-                                                   "geofence", "correlation"}) or "(rule)"  # fmt: skip
+    if parts and parts[0] in KINDS:  # the discriminator's tag that pydantic puts first
+        parts = parts[1:]
+    return ".".join(parts) or "(rule)"
 
 
 def parse_rule_file(text: str, name: str) -> tuple[list[Rule], list[str]]:

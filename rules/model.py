@@ -1,10 +1,11 @@
-"""Rules as data: the five kinds, validated by pydantic when the YAML is loaded.
+"""Rules as data: the seven kinds, validated by pydantic when the YAML is loaded.
 
 A rule file is YAML with a top-level `rules:` list; each item has an `id`, a `kind` and the
 fields of that kind. Durations are `30s`, `5m`, `2h`, `1d` or a number of seconds. Every rule
 says how bad (`severity`), what (`category`, `subcategory`: the vocabulary of the FIWARE Smart
 Data Model `Alert`) and how to describe it (`description.vi`, `description.en`: templates with
-`{zone}`, `{entity}`, `{value}`, `{peak}`, `{count}`, `{metric}`, `{raise_at}`, `{clear_at}`).
+`{zone}`, `{entity}`, `{value}`, `{peak}`, `{count}`, `{metric}`, `{raise_at}`, `{clear_at}`,
+and the incident's triggering values: a baseline's `{expected}` (the row's mean) and `{upper}`).
 
 Kinds (each evaluated on event time, per key, by rules.engine):
 - threshold: a metric crosses `raise_at` (above or below) for at least `for`; it clears at
@@ -17,16 +18,43 @@ Kinds (each evaluated on event time, per key, by rules.engine):
   entity on the allowed side.
 - correlation: every one of `conditions` (each from its own domain) matched in the same zone
   within `window`; one compound incident per zone; it clears when they no longer all hold.
+- baseline: a metric against a seasonal baseline given as data in the rule (the endemic channel
+  of disease surveillance): a table of `mean` and `sd` per month of the year or per ISO week
+  (`period`), in the rule's IANA `timezone`. It raises when the value exceeds
+  `mean + raise_sd * sd` (and is at least `min_value`) for `for`, and clears under
+  `mean + clear_sd * sd` (hysteresis). The event's local time picks the row; ISO week 53 uses
+  week 52's row unless the table has its own; a missing row uses `default`.
+- count: at least `raise_at` matching events per key (the zone by default) within a sliding
+  event-time `window` (an event counts from its time t until t + window); it clears once the
+  count in the window has fallen to `clear_at`. Its `{value}` is the count in the window (at
+  most `raise_at`); its incident's `count` is the number of events that kept it raised. The
+  key's state is the newest `raise_at` event
+  times (epoch milliseconds), all within the window: bounded, and enough to decide both levels.
+  The moment the count fell to `clear_at` is known from those times, so the resolution is
+  dated exactly (that moment + `quiet`) even when the key's next event comes much later; it is
+  written when the key's next event arrives. An event older than its key's newest is late (as
+  for every kind but correlation) and is not counted.
 Every kind auto-resolves an incident once its clear condition has held for `quiet`.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -190,9 +218,137 @@ class Correlation(RuleBase):
         return "zone"
 
 
+class Band(BaseModel):
+    """One row of a baseline: the usual value and its spread (for example, the mean and the
+    standard deviation of the same month in the past five years)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mean: float = Field(allow_inf_nan=False)
+    sd: float = Field(ge=0, allow_inf_nan=False)
+
+
+_PERIODS = {"month": range(1, 13), "iso_week": range(1, 53)}  # week 53 is optional
+
+
+class Baseline(RuleBase):
+    kind: Literal["baseline"]
+    metric: str = Field(min_length=1)
+    timezone: str = Field(description="IANA name; the event's local time picks the row.")
+    period: Literal["month", "iso_week"] = "month"
+    raise_sd: float = Field(2.0, gt=0, allow_inf_nan=False, description="k in mean + k * sd")
+    clear_sd: float = Field(1.0, allow_inf_nan=False, description="Clears under mean + this * sd")
+    min_value: float = Field(
+        0.0, allow_inf_nan=False, description="Raises only at this value or more too."
+    )
+    for_: Duration = Field(timedelta(0), alias="for")
+    key: Literal["entity", "zone"] = "entity"
+    default: Band | None = Field(None, description="The row of periods the table leaves out.")
+    baseline: dict[int, Band] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"not an IANA time zone: {value!r}") from None
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _every_period(cls, table: dict[int, Band], info: ValidationInfo) -> dict[int, Band]:
+        period = info.data.get("period", "month")
+        wanted = _PERIODS[period]
+        last = wanted.stop if period == "iso_week" else wanted.stop - 1  # week 53 may be given
+        outside = sorted(p for p in table if not 1 <= p <= last)
+        if outside:
+            raise ValueError(f"no {period} {outside} (a {period} is 1..{last})")
+        missing = [p for p in wanted if p not in table]
+        if missing and info.data.get("default") is None:
+            raise ValueError(f"no row for {period} {missing}: give each one, or a `default`")
+        return table
+
+    @field_validator("clear_sd")
+    @classmethod
+    def _hysteresis(cls, value: float, info: ValidationInfo) -> float:
+        raise_sd = info.data.get("raise_sd")
+        if raise_sd is not None and value > raise_sd:
+            raise ValueError(f"clear_sd ({value}) must not exceed raise_sd ({raise_sd})")
+        return value
+
+    @cached_property
+    def zone_info(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def band(self, at: datetime) -> Band:
+        """The baseline row for an (aware) event time, in the rule's time zone."""
+        local = at.astimezone(self.zone_info)
+        if self.period == "month":
+            index = local.month
+        else:
+            index = local.isocalendar().week
+            if index == 53 and 53 not in self.baseline:
+                index = 52
+        row = self.baseline.get(index, self.default)
+        assert row is not None  # every period has a row or the default (validated)
+        return row
+
+    def upper(self, at: datetime) -> float:
+        band = self.band(at)
+        return band.mean + self.raise_sd * band.sd
+
+    def lower(self, at: datetime) -> float:
+        band = self.band(at)
+        return band.mean + self.clear_sd * band.sd
+
+    @property
+    def key_kind(self) -> str:
+        return self.key
+
+
+MAX_COUNT = 1000  # a count rule's `raise_at`: the event times kept per key
+
+
+class Count(RuleBase):
+    kind: Literal["count"]
+    window: Duration
+    raise_at: int = Field(ge=1, le=MAX_COUNT, description="At least this many events raise.")
+    clear_at: int = Field(ge=0, description="Clears when the window holds this many or fewer.")
+    key: Literal["zone", "entity", "source"] = "zone"
+
+    @field_validator("window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be positive")
+        return value
+
+    @field_validator("clear_at")
+    @classmethod
+    def _hysteresis(cls, value: int, info: ValidationInfo) -> int:
+        raise_at = info.data.get("raise_at")
+        if raise_at is not None and value >= raise_at:
+            raise ValueError(f"clear_at ({value}) must be under raise_at ({raise_at})")
+        return value
+
+    @cached_property
+    def window_ms(self) -> int:
+        return math.ceil(self.window.total_seconds() * 1000)
+
+    @property
+    def key_kind(self) -> str:
+        return self.key
+
+
 Rule = Annotated[
-    Threshold | RateOfChange | Silence | Geofence | Correlation, Field(discriminator="kind")
+    Threshold | RateOfChange | Silence | Geofence | Correlation | Baseline | Count,
+    Field(discriminator="kind"),
 ]
+#: The `kind` of each rule class, as rule files name it.
+KINDS: tuple[str, ...] = (
+    "threshold", "rate_of_change", "silence", "geofence", "correlation", "baseline", "count",
+)  # fmt: skip
 
 
 class RuleFile(BaseModel):

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from domains import agriculture, environment, health, planning, security, tourism
+from domains import agriculture, environment, health, security, tourism
 from domains import transport as tr
 from domains.base import DomainEvent
 from domains.envelope import DATA_CONTENT_TYPE, STRUCTURED_CONTENT_TYPE, structured_document
@@ -70,7 +70,7 @@ SCENARIO_ENTITIES: dict[str, tuple[tuple[type[DomainEvent], int], ...]] = {
         (tr.ParkingOccupancy, 3),
         (health.AmbulanceDispatch, 2),
     ),
-    "coastal-storm": ((environment.WeatherObserved, 1), (planning.UtilityOutage, 2)),
+    "coastal-storm": ((environment.WeatherObserved, 1), (tr.PortStatus, 1)),
     "air-pollution": ((environment.AirQualityObserved, 3), (environment.AirQualityObservedV2, 1)),
     "sensor-silence": (
         (environment.AirQualityObserved, 2),

@@ -414,6 +414,22 @@ def bus(e: Entity, m: Moment, r: random.Random) -> dict[str, Any]:
     }
 
 
+PORT_CLOSED = pick(("open", "restricted", "closed"), (96, 3, 1))
+
+
+def port_status(e: Entity, m: Moment, r: random.Random) -> dict[str, Any]:
+    status = PORT_CLOSED(r)
+    reason = None if status == "open" else r.choice(("maintenance", "fog", "high_waves", "other"))
+    reading = {
+        **e.base,
+        **e.attrs,
+        "status": status,
+        "vessels_in_port": int(clamp(40 + 30 * (1 - m.daylight) + noise(r, 8), 0, 10_000)),
+        "wave_height": r1(clamp(0.8 + noise(r, 0.3), 0.1, 30)),
+    }
+    return reading if reason is None else {**reading, "closure_reason": reason}
+
+
 # -- agriculture ---------------------------------------------------------------------------------
 
 
@@ -667,6 +683,10 @@ PROFILES: dict[type[DomainEvent], Profile] = {
         "bus", 60, 10, PERI, bus, lambda n, r: {"route_id": f"{n % 12 + 1:02d}"},
         lambda m: 0.05 + m.rush, sites=BUSES,
     ),
+    tr.PortStatus: Profile(
+        "port", 4, 0.2, PERI, port_status, from_sites(PORTS), lambda m: 0.2 + m.office,
+        sites=PORTS,
+    ),
     agriculture.SoilMoistureObserved: Profile(
         "soil", 200, 8, RURAL, soil,
         lambda n, r: {**FARMS[n % len(FARMS)].attrs, "depth": 30}, sites=FARMS,
@@ -695,7 +715,7 @@ PROFILES: dict[type[DomainEvent], Profile] = {
     security.CameraEvent: Profile(
         "cam", 150, 6, URBAN, camera, lambda n, r: {"camera_id": f"CAM-{n:04d}"}, sites=WATCHED
     ),
-    security.EmergencyCall: Profile("call", 30, 2, ANY, emergency_call),
+    security.EmergencyCall: Profile("call", 30, 0.2, ANY, emergency_call),
     security.FireAlarm: Profile(
         "fire", 80, 2, PERI, fire_alarm, lambda n, r: {"building": f"Tòa nhà {n + 1}"},
         sites=WATCHED,
@@ -814,16 +834,16 @@ SCRIPTS: dict[str, Script] = {
         ),
         "compound.crowd-health-risk",
     ),
-    # Sông Cầu on the coast: a storm from the sea brings Beaufort 9 winds and cuts the power.
+    # Sông Cầu on the coast: a storm from the sea brings Beaufort 9 winds and a surge, and the
+    # harbour master closes Dân Phước port; the fleet shelters inside until the ban is lifted.
     "coastal-storm": Script(
         (
             Signal(environment.WeatherObserved, {"wind_speed": 4.0},
                    (240, 960, {"wind_speed": 24.0, "precipitation": 35.0,
                                "atmospheric_pressure": 985.0}), "env.wind.storm-force"),
-            Signal(planning.UtilityOutage,
-                   {"utility": "electricity", "state": "restored", "customers_affected": 0},
-                   (300, 900, {"utility": "electricity", "state": "started",
-                               "customers_affected": 3000}), None),
+            Signal(tr.PortStatus, {"status": "open", "closure_reason": None, "wave_height": 0.8},
+                   (300, 900, {"status": "closed", "closure_reason": "storm", "wave_height": 4.5,
+                               "vessels_in_port": 320}), None),
         ),
         "compound.coastal-storm-impact",
     ),
@@ -831,7 +851,9 @@ SCRIPTS: dict[str, Script] = {
 
 
 def scripted_reading(signal: Signal, entity: Entity, offset_s: float, data: Values) -> Values:
-    """`data` (an ordinary reading) with the signal's calm or phase values at `offset_s`."""
+    """`data` (an ordinary reading) with the signal's calm or phase values at `offset_s`; a
+    value of None leaves the field out."""
     start, end, values = signal.phase
     chosen = values if start <= offset_s < end else signal.calm
-    return {**data, **{k: v(entity) if callable(v) else v for k, v in chosen.items()}}
+    merged = {**data, **{k: v(entity) if callable(v) else v for k, v in chosen.items()}}
+    return {k: v for k, v in merged.items() if v is not None}

@@ -204,3 +204,63 @@ async def test_a_key_resolving_and_opening_again_in_one_batch_keeps_one_open_inc
         assert (first["state"], second["state"]) == ("resolved", "open")
         assert second["previous_id"] == first["id"]
         assert h.pipeline.rule_totals.errors == {}
+
+
+CALLS = """
+rules:
+  - id: calls-cluster
+    kind: count
+    title: Emergency calls clustering in a zone
+    domain: security
+    event_type: emergency_call
+    window: 10m
+    raise_at: 3
+    clear_at: 1
+    quiet: 60s
+    severity: high
+    category: security
+    subcategory: callSurge
+    description: {vi: '{value} cuộc gọi từ {zone}', en: '{value} calls from {zone}'}
+"""
+
+
+async def test_a_count_rule_keeps_its_window_in_the_rule_state_across_batches(
+    settings: Settings, superuser: str
+) -> None:
+    """Calls from different callers in one zone, in separate batches: the window lives in the
+    rule_state row (bounded by raise_at), a redelivered batch counts nothing twice, and the
+    incident resolves at the event time the count fell, plus the quiet period."""
+    t0 = (datetime.now(UTC) - timedelta(minutes=40)).replace(microsecond=0)
+
+    def calling(h: Harness, n: int, seconds: float) -> Any:
+        data = {"entity_id": f"caller-{n}", "location": POINT, "line": "114",
+                "category": "fire", "wait_time": 4.0}  # fmt: skip
+        return h.event(data, id=f"call-{n}", type="vn.daklak.security.emergency_call.v1",
+                       time=t0 + timedelta(seconds=seconds), topic="city.security.events")  # fmt: skip
+
+    async with pipeline_harness(settings, superuser, rules=CALLS) as h:
+        first = [calling(h, 0, 0), calling(h, 1, 30)]
+        await h.handle("security", first)
+        assert h.incidents() == []
+        await h.handle("security", first)  # redelivered: duplicates, not two more calls
+        assert h.incidents() == []
+        await h.handle("security", [calling(h, 2, 90), calling(h, 3, 120)])
+        (incident,) = h.incidents()
+        assert incident["opened_at"] == t0 + timedelta(seconds=90)
+        assert (incident["entity_id"], incident["count"], incident["state"]) == (
+            "caller-2",
+            2,
+            "open",
+        )
+        assert incident["description_en"].startswith("3 calls from ")
+        with h.owner() as conn:
+            (state,) = conn.execute(
+                "SELECT state FROM rule_state WHERE rule_id = 'calls-cluster'"
+            ).fetchone()  # type: ignore[misc]
+        assert len(state["times"]) == 3
+        # silence for 20 minutes; the count fell to 1 when the call at 90 s left (690 s)
+        await h.handle("security", [calling(h, 4, 1500)])
+        (resolved,) = h.incidents()
+        assert resolved["state"] == "resolved"
+        assert resolved["resolved_at"] == t0 + timedelta(seconds=750)
+        assert [kind for _, _, kind in outbox(h)] == ["opened", "resolved"]  # one per batch

@@ -13,7 +13,7 @@ from domains import Decoder, Event, Registry
 from geo import ZoneIndex
 from rules.engine import Observation, apply, group
 from rules.load import RuleSet, default_rule_files, load_rule_files
-from rules.model import Correlation, Match, RateOfChange, Threshold
+from rules.model import Baseline, Correlation, Match, RateOfChange, Threshold
 from simulator.config import SimulatorConfig
 from simulator.generate import Simulation
 
@@ -31,6 +31,15 @@ def metrics_of(match: Match) -> set[str]:
     }
 
 
+def fields_of(match: Match) -> set[str]:
+    return {
+        name
+        for t in REGISTRY
+        if t.domain == match.domain and t.model.spec.name == match.event_type
+        for name in t.model.model_fields
+    }
+
+
 def test_every_default_rule_loads_with_a_source_and_a_reason() -> None:
     files = {name for name, _ in default_rule_files()}
     assert {f"rules/defaults/{d}.yaml" for d in REGISTRY.domains()} <= files  # one per domain
@@ -41,14 +50,22 @@ def test_every_default_rule_loads_with_a_source_and_a_reason() -> None:
 
 
 def test_rules_use_metrics_their_event_types_emit() -> None:
+    """A rule's metric is one its event type emits; a `where` names the type's fields (a
+    correlation condition without a metric is met by a `where` alone, as a port's closure)."""
     for rule in RULES:
-        if isinstance(rule, Threshold | RateOfChange):
+        if isinstance(rule, Threshold | RateOfChange | Baseline):
             assert rule.metric in metrics_of(rule), (rule.id, rule.metric)
-        if isinstance(rule, Correlation):
-            domains = {c.domain for c in rule.conditions}
-            assert len(domains) >= 2, rule.id
-            for condition in rule.conditions:
+        if not isinstance(rule, Correlation):
+            assert set(rule.where) <= fields_of(rule), (rule.id, rule.where)
+            continue
+        domains = {c.domain for c in rule.conditions}
+        assert len(domains) >= 2, rule.id
+        for condition in rule.conditions:
+            if condition.metric is None:
+                assert condition.where, (rule.id, condition)
+            else:
                 assert condition.metric in metrics_of(condition), (rule.id, condition)
+            assert set(condition.where) <= fields_of(condition), (rule.id, condition)
 
 
 def test_the_compound_rules_of_the_issue_are_shipped() -> None:
