@@ -21,6 +21,7 @@ from grafana_client.client import (
     GrafanaTimeoutError,
     GrafanaUnauthorizedError,
 )
+from niquests.exceptions import RequestException
 
 from sinks.config import DatabaseSettings
 
@@ -62,6 +63,15 @@ def _explain(exc: GrafanaException, url: str, what: str) -> PushError:
     return PushError(f"Grafana at {url} answered {status} while {what}: {message}"[:300])
 
 
+def _unreachable(exc: Exception, url: str) -> PushError:
+    reason = exc.__class__.__name__
+    if "refused" in str(exc).lower():
+        reason = "connection refused"
+    elif "name or service not known" in str(exc).lower() or "resolve" in str(exc).lower():
+        reason = "unknown host"
+    return PushError(f"cannot reach Grafana at {url}: {reason}")
+
+
 class Pusher:
     def __init__(self, api: GrafanaApi, url: str) -> None:
         self.api = api
@@ -73,6 +83,8 @@ class Pusher:
             return fn(*args)
         except GrafanaException as exc:
             raise _explain(exc, self.url, what) from None
+        except RequestException as exc:
+            raise _unreachable(exc, self.url) from None
 
     def _get(self, what: str, fn: Any, *args: Any) -> Any | None:
         """A GET where 404 means absent."""
@@ -84,6 +96,8 @@ class Pusher:
             raise _explain(exc, self.url, what) from None
         except GrafanaException as exc:
             raise _explain(exc, self.url, what) from None
+        except RequestException as exc:
+            raise _unreachable(exc, self.url) from None
 
     def folder(self, uid: str, title: str) -> None:
         found = self._get("reading the folder", self.api.folder.get_folder, uid)
