@@ -39,7 +39,7 @@ async def load_air_quality(h: Harness) -> None:
             {"entity_id": f"st-{s}", "location": POINT, "pm25": 10.0 + s + m, "pm10": 20.0},
             id=f"aq-{s}-{m}",
             time=now - timedelta(minutes=m),
-        )  # fmt: skip
+        )
         for s in range(3)
         for m in range(0, 50, 5)
     ]
