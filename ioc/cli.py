@@ -15,6 +15,7 @@ import typer
 
 from ioc.api_commands import api_app, tokens_app
 from ioc.console import console, err_console, settings_from
+from ioc.dashboards_commands import dashboards_app
 from ioc.db_commands import db_app
 from ioc.dev_commands import demo_command, dev_app
 from ioc.paging_commands import (
@@ -105,6 +106,7 @@ app.add_typer(oncall_app, name="oncall")
 app.add_typer(pages_app, name="pages")
 app.add_typer(api_app, name="api")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(dashboards_app, name="dashboards")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: expanding, checking and pushing the operations-center wall."""
