@@ -53,7 +53,9 @@ from localdev.accounting import (
 )
 from localdev.demo_paging import (
     DemoPaging,
+    LinkAck,
     ReceivedPage,
+    link_verdict,
     muted,
     page_verdict,
     pages_table,
@@ -85,6 +87,8 @@ class DemoResult:
     #: why each scenario incident the notifier routed was muted ("" if it was not)
     mutes: dict[str, str] = field(default_factory=dict)
     paging_since: datetime | None = None
+    #: the demo's officer acknowledging through a page's link
+    link_ack: LinkAck | None = None
 
     def stored(self, domain: str) -> int:
         return self.after.stored[domain] - self.before.stored[domain]
@@ -122,7 +126,12 @@ class DemoResult:
         zone = self.scenario_zone()
         if self.pages is None or zone is None:
             return None
-        return page_verdict(self.pages, zone, self.scenario_ids(), self.mutes, list(self.chain))
+        ok, sentence = page_verdict(self.pages, zone, self.scenario_ids(), self.mutes,
+                                    list(self.chain))  # fmt: skip
+        if len(self.chain) < 2:
+            return ok, sentence
+        linked, how = link_verdict(self.link_ack, self.chain[1])
+        return ok and linked, f"{sentence}\n{how}"
 
     def scenario_ids(self) -> set[str]:
         """The ids of the run's incidents of the scenario's rules in its zone."""
@@ -198,7 +207,7 @@ def run_demo(
                     f"{groups:,} page groups still active closed, so that the demo pages only "
                     "what this run causes"
                 )
-            paging = DemoPaging(settings, work, duration_s).start()
+            paging = DemoPaging(settings, work, duration_s, SCENARIO_ZONES[scenario]).start()
             console.print(
                 f"notifier started (pid {paging.notifier.pid}, log {paging.notifier.log_path}), "
                 f"paging through a local SMTP server on 127.0.0.1:{paging.mail.port} "
@@ -251,6 +260,7 @@ def run_demo(
     return DemoResult(
         manifest, before, after, seconds, work, incidents, pages,
         tuple(paging.chain) if paging else (), mutes, paging.started if paging else None,
+        paging.link_ack if paging else None,
     )  # fmt: skip
 
 

@@ -7,6 +7,12 @@ the scenario opened in the zone, no later page announcing any other incident of 
 only follow up: resolutions), no storm page; and the escalation chain's first role paged with it,
 then exactly one escalation step (the chain's second role), and no further one.
 
+The demo also runs `ioc api serve` (a child process) and gives the notifier its link key and
+address, so every page carries one-tap links. When the chain pages its second role for the
+scenario's zone, the demo plays that officer: it opens the link in the page (a GET, which shows
+the confirmation page and changes nothing) and presses the button (the POST), which acknowledges
+the incident through the channel `link` and stops the chain; the verdict requires it.
+
 Before the notifier starts, what earlier runs left in the local runtime's paging tables is
 settled, so that this run pages only what it causes: outbox transitions never routed (an earlier
 demo without a notifier) are marked routed, and page groups still active are closed (their
@@ -17,7 +23,12 @@ server, and appear in the table as another group's.
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +39,8 @@ import yaml
 from psycopg.rows import dict_row
 from rich.table import Table
 
-from localdev.mail import Mail, MailServer
-from localdev.processes import ChildCommand
+from localdev.mail import Mail, MailServer, free_port
+from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import RuntimeProblem
 from paging.load import parse_paging
 from paging.model import Notify, PagingConfig
@@ -91,20 +102,45 @@ def settle_earlier(settings: Settings) -> tuple[int, int]:
     return transitions, groups
 
 
-class DemoPaging:
-    """The SMTP server and `ioc notifier` (a child process) for one demo run."""
+@dataclass(frozen=True)
+class LinkAck:
+    """The demo's officer acknowledging through a page's one-tap link."""
 
-    def __init__(self, settings: Settings, work: Path, duration_s: float) -> None:
+    at: datetime
+    officer: str  # who the link names
+    incident: str
+    shown: bool  # the GET showed the confirmation page and left the incident open
+    done: bool  # the POST acknowledged
+    answer: str  # the result page's heading
+    stopped: bool = False  # the zone's escalation stopped, as acknowledged
+
+
+class DemoPaging:
+    """The SMTP server, `ioc notifier` and `ioc api serve` (child processes) for one demo run."""
+
+    def __init__(self, settings: Settings, work: Path, duration_s: float,
+                 zone: str | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self.zone = zone
         self.text, self.config = demo_paging(duration_s)
         self.file = work / "paging.yaml"
         self.mail = MailServer(sender="ioc@ioc.demo")
+        self.api_url = f"http://127.0.0.1:{free_port()}"
         env = dict(os.environ)
         env["IOC_PAGING__FILE"] = str(self.file)
         for secret in self.config.secret_names():
             env[f"IOC_PAGING__SECRETS__{secret.upper()}"] = self.mail.url(ADDRESSES[secret])
+        # keys made for this run only; the API signs and checks the links the notifier writes
+        env["IOC_API__LINK_KEY"] = secrets.token_urlsafe(32)
+        env["IOC_API__TOKEN_KEY"] = secrets.token_urlsafe(32)
+        env["IOC_API__PUBLIC_URL"] = self.api_url
+        env["IOC_API__PORT"] = self.api_url.rpartition(":")[2]
         self.notifier = ChildCommand(["notifier"], work / "notifier.log", env)
+        self.api = ChildCommand(["api", "serve"], work / "api.log", env)
         self.started = datetime.now(UTC)
+        self.link_ack: LinkAck | None = None
+        self._watch: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def chain(self) -> list[str]:
@@ -115,6 +151,13 @@ class DemoPaging:
     def start(self, timeout: float = 60.0) -> DemoPaging:
         self.file.write_text(self.text)
         self.mail.start()
+        self.api.log_path.unlink(missing_ok=True)
+        self.api.start()
+        try:
+            wait_http_ok(f"{self.api_url}/healthz", timeout=timeout, child=self.api)
+        except RuntimeProblem:
+            self.stop()
+            raise
         self.notifier.log_path.unlink(missing_ok=True)
         self.notifier.start()
         self.started = datetime.now(UTC)
@@ -127,7 +170,53 @@ class DemoPaging:
                 self.stop()
                 raise RuntimeProblem(f"the notifier did not start; see {self.notifier.log_path}")
             time.sleep(0.2)
+        if self.zone is not None and len(self.chain) > 1:
+            self._watch = threading.Thread(target=self._acknowledge, daemon=True)
+            self._watch.start()
         return self
+
+    def _acknowledge(self) -> None:
+        """Wait for the chain's second role's page for the zone; open its link, press the button."""
+        role = self.chain[1]
+        while not self._stop.wait(0.2):
+            page = next((p for p in received_pages(self.settings, self.mail.mails)
+                         if p.kind == "escalation" and p.role == role and p.zone == self.zone),
+                        None)  # fmt: skip
+            if page is None:
+                continue
+            found = LINK.search(page.body)
+            if found is None:
+                self.link_ack = LinkAck(datetime.now(UTC), "", "", False, False,
+                                        "the page carries no link")  # fmt: skip
+                return
+            url, incident = found.group(0), found.group(1)
+            shown_page = _http("GET", url)
+            with psycopg.connect(self.settings.db.conninfo("owner")) as conn:
+                row = conn.execute("SELECT state FROM incidents WHERE id = %s",
+                                   (incident,)).fetchone()  # fmt: skip
+            shown = shown_page[0] == 200 and "<form" in shown_page[1] and row == ("open",)
+            status, html = _http("POST", url)
+            heading = re.search(r"<h1[^>]*>(.*?)</h1>", html)
+            answer = heading.group(1) if heading else f"HTTP {status}"
+            officer = answer.rpartition(": ")[2] if status == 200 else ""
+            self.link_ack = LinkAck(datetime.now(UTC), officer, incident, shown, status == 200,
+                                    answer, self._stopped())  # fmt: skip
+            return
+
+    def _stopped(self, timeout: float = 10.0) -> bool:
+        """Whether the zone's chain (this run's group) stops as acknowledged within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with psycopg.connect(self.settings.db.conninfo("owner")) as conn:
+                found = conn.execute(
+                    "SELECT count(*) FROM page_groups WHERE labels->>'zone' = %s "
+                    "AND created_at >= %s AND escalation_state = 'stopped' "
+                    "AND escalation_note = 'acknowledged'", (self.zone, self.started),
+                ).fetchone()  # fmt: skip
+            if found and found[0]:
+                return True
+            time.sleep(0.2)
+        return False
 
     def settle(self, zone: str | None, timeout: float) -> None:
         """Wait (at most `timeout`) until the zone's groups of this run have nothing to do
@@ -143,8 +232,25 @@ class DemoPaging:
             time.sleep(0.5)
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join(10)
         self.notifier.stop(15)
+        self.api.stop(15)
         self.mail.stop()
+
+
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/l/([0-9a-f-]{36})/[A-Za-z0-9_.-]+")
+
+
+def _http(method: str, url: str) -> tuple[int, str]:
+    """A plain HTTP call, as a phone's browser makes it (the demo's officer)."""
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 # Something the zone's groups of this run will do within %(soon)s, or a page due and unsent.
@@ -178,6 +284,7 @@ class ReceivedPage:
     zone: str | None  # the page group's zone
     incidents: frozenset[str]
     subject: str
+    body: str = ""
 
 
 NOTIFICATIONS = """
@@ -208,6 +315,7 @@ def received_pages(settings: Settings, mails: list[Mail]) -> list[ReceivedPage]:
                 zone=row.get("zone"),
                 incidents=frozenset(row.get("incidents") or ()),
                 subject=mail.subject,
+                body=mail.body,
             )
         )
     return pages
@@ -223,6 +331,27 @@ def muted(settings: Settings, incidents: list[str]) -> dict[str, str]:
     empty: it was not); an incident the notifier never routed is absent."""
     with psycopg.connect(settings.db.conninfo("owner")) as conn:
         return dict(conn.execute(MEMBERS, (incidents,)).fetchall())
+
+
+def link_verdict(ack: LinkAck | None, role: str) -> tuple[bool, str]:
+    """Whether the demo's officer (the chain's `role`) acknowledged through the page's link."""
+    if ack is None:
+        return False, f"LINK MISMATCH: no page to {role} with a link arrived for the zone"
+    problems = []
+    if not ack.shown:
+        problems.append("opening the link did not show the confirmation page, or changed the "
+                        "incident")  # fmt: skip
+    if not ack.done:
+        problems.append(f"pressing its button answered: {ack.answer}")
+    if ack.done and not ack.stopped:
+        problems.append("the chain did not stop")
+    if problems:
+        return False, "LINK MISMATCH: " + "; ".join(problems)
+    return True, (
+        f"{ack.officer} ({role}) opened the page's one-tap link, which showed the incident and "
+        f"changed nothing, and pressed its button: incident {ack.incident[:8]} was acknowledged "
+        "through the link, and the chain stopped."
+    )
 
 
 def page_verdict(

@@ -40,6 +40,8 @@ def ioc_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 SECRETS = "IOC_PAGING__SECRETS__"
+#: settings passed through from the shell or .env by name only: secrets
+PASSED_THROUGH = (SECRETS, "IOC_API__TOKEN_KEY", "IOC_API__LINK_KEY")
 
 
 def resolve_default(value: str) -> str:
@@ -56,14 +58,14 @@ def test_every_ioc_variable_is_a_valid_setting(
     compose: dict[str, Any], clean_env: pytest.MonkeyPatch
 ) -> None:
     services = ioc_services(compose)
-    assert {"worker", "notifier", "simulator", "migrate"} <= set(services)
+    assert {"worker", "notifier", "api", "simulator", "migrate"} <= set(services)
     for name, svc in services.items():
         env = svc["environment"]
         assert env, f"service {name} has no environment"
         for var, value in env.items():
             assert var.startswith("IOC_"), f"{name}: {var} is not an IOC_ setting"
             if value is None:  # passed through from the shell: only secrets are
-                assert var.startswith(SECRETS), f"{name}: {var} has no value"
+                assert var.startswith(PASSED_THROUGH), f"{name}: {var} has no value"
                 value = placeholder(var)
             clean_env.setenv(var, resolve_default(value))
         settings = load_settings()  # raises SettingsError naming any unknown or bad variable
@@ -185,3 +187,13 @@ def test_grafana_datasource_uid_is_fixed() -> None:
     )["datasources"][0]
     assert datasource["uid"] == "ioc-timescale"
     assert datasource["jsonData"]["timescaledb"] is True
+
+
+def test_the_api_serves_on_its_port_with_its_keys_passed_through(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["command"] == ["api", "serve"]
+    env = api["environment"]
+    assert env["IOC_API__HOST"] == "0.0.0.0" and f"{env['IOC_API__PORT']}:" in api["ports"][0]
+    assert env["IOC_API__TOKEN_KEY"] is None and env["IOC_API__LINK_KEY"] is None
+    notifier = compose["services"]["notifier"]["environment"]
+    assert "IOC_API__LINK_KEY" in notifier and "IOC_API__PUBLIC_URL" in notifier

@@ -148,3 +148,23 @@ def test_the_summary_shows_the_received_pages_under_the_incidents() -> None:
     # no scenario incident in this run's database: the verdict is a mismatch, and the demo fails
     assert not done.paging_ok()
     assert "PAGING MISMATCH for zone 22015" in words
+
+
+def test_the_link_verdict_needs_a_shown_page_a_press_and_a_stopped_chain() -> None:
+    from datetime import UTC, datetime
+
+    from localdev.demo_paging import LinkAck, link_verdict
+
+    now = datetime.now(UTC)
+    good = LinkAck(now, "lead_a", "0b7c0000-0000-0000-0000-000000000000", True, True,
+                   "Đã xác nhận: lead_a", True)  # fmt: skip
+    ok, sentence = link_verdict(good, "shift_lead")
+    assert ok and "lead_a (shift_lead)" in sentence and "chain stopped" in sentence
+    assert link_verdict(None, "shift_lead")[0] is False
+    for broken in (
+        LinkAck(now, "lead_a", "x", False, True, "", True),  # the GET changed something
+        LinkAck(now, "", "x", True, False, "Liên kết đã được dùng", False),  # refused
+        LinkAck(now, "lead_a", "x", True, True, "", False),  # the chain went on
+    ):
+        ok, sentence = link_verdict(broken, "shift_lead")
+        assert not ok and sentence.startswith("LINK MISMATCH")
