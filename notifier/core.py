@@ -265,12 +265,16 @@ CLAIM_GROUPS = """
 SELECT * FROM page_groups WHERE state = 'active' AND next_flush_at <= %s
 ORDER BY next_flush_at LIMIT 50 FOR UPDATE SKIP LOCKED"""
 
-MEMBERS = """
+# A group's members with their incidents' current state (the table is the truth; the outbox
+# payload may be behind it).
+MEMBERS_OF = """
 SELECT m.incident_id::text AS incident_id, m.version, m.labels, m.payload, m.paged_at,
   m.resolved_paged, m.muted_by, i.state, i.count, i.flapping, i.flap_count, i.last_value,
   i.resolved_at, i.acknowledged_by
 FROM page_members m JOIN incidents i ON i.id = m.incident_id
-WHERE m.group_id = %s ORDER BY m.added_at, m.incident_id FOR UPDATE OF m"""
+WHERE m.group_id = %s"""
+
+MEMBERS = MEMBERS_OF + " ORDER BY m.added_at, m.incident_id FOR UPDATE OF m"
 
 ACTIVE_SILENCES = """
 SELECT id::text AS id, matchers, ends_at, created_by, comment FROM silences
@@ -482,12 +486,9 @@ CLAIM_ESCALATIONS = """
 SELECT * FROM page_groups WHERE escalation_state = 'running' AND escalation_due_at <= %s
 ORDER BY escalation_due_at LIMIT 50 FOR UPDATE SKIP LOCKED"""
 
-UNANSWERED = """
-SELECT m.incident_id::text AS incident_id, m.version, m.labels, m.payload, m.paged_at,
-  m.resolved_paged, m.muted_by, i.state, i.count, i.flapping, i.flap_count, i.last_value,
-  i.resolved_at, i.acknowledged_by
-FROM page_members m JOIN incidents i ON i.id = m.incident_id
-WHERE m.group_id = %s AND m.paged_at IS NOT NULL AND m.muted_by IS NULL AND i.state = 'open'
+# The paged, unmuted incidents of a group that nobody has acknowledged or resolved yet.
+UNANSWERED = MEMBERS_OF + """
+  AND m.paged_at IS NOT NULL AND m.muted_by IS NULL AND i.state = 'open'
 ORDER BY m.added_at"""
 
 
