@@ -208,3 +208,30 @@ def test_the_committed_openapi_document_is_what_the_app_serves(settings: Setting
     assert committed == json.loads(json.dumps(openapi_document(settings))), (
         "docs/api/openapi.json is stale: run `ioc api openapi`"
     )
+
+
+def test_tokens_from_the_cli_are_shown_once_listed_without_secrets_and_revoked(
+    h: Harness,
+) -> None:
+    from typer.testing import CliRunner
+
+    from ioc.cli import app
+
+    env = {"IOC_DB__NAME": h.dbname, "IOC_API__TOKEN_KEY": TOKEN_KEY.decode()}
+    run = CliRunner().invoke
+    made = run(app, ["tokens", "create", "--name", "Nguyễn Lan", "--role", "officer"], env=env)
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith("ioc_") and len(token) > 50
+    assert run(app, ["tokens", "create", "--name", "x", "--role", "boss"], env=env).exit_code == 2
+    no_key = run(app, ["tokens", "create", "--name", "x", "--role", "viewer"],
+                 env={"IOC_DB__NAME": h.dbname})  # fmt: skip
+    assert no_key.exit_code == 2 and "IOC_API__TOKEN_KEY" in no_key.output
+    listed = run(app, ["tokens", "list"], env=env)
+    token_id = token.split("_")[1]
+    assert token_id in listed.output and "officer" in listed.output
+    assert token.split("_", 2)[2] not in listed.output
+    with api_server(api_settings(h), rules()) as base, httpx.Client(base_url=base) as client:
+        assert client.get("/incidents", headers=auth(token)).status_code == 200
+        assert run(app, ["tokens", "revoke", token_id], env=env).exit_code == 0
+        assert client.get("/incidents", headers=auth(token)).status_code == 401
