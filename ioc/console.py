@@ -5,6 +5,7 @@ The command modules import this, never `ioc.cli` (the root that imports them).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import typer
@@ -27,3 +28,17 @@ def settings_from(ctx: typer.Context) -> Settings:
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def check_kafka(settings: Settings) -> None:
+    """Connect to Kafka as this process's principal before a command starts; on failure exit 1
+    naming the real cause (a wrong password, an untrusted certificate, a PLAINTEXT client at a
+    secure listener), which aiokafka itself reports only as "Unable to bootstrap"."""
+    from streams.kafka_auth import KafkaAccessProblem, KafkaUnreachable, probe
+
+    try:
+        asyncio.run(probe(settings.kafka))
+    except KafkaUnreachable:
+        return  # the command's own retries and messages handle a broker that is away
+    except KafkaAccessProblem as exc:
+        raise fail(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import subprocess
 import time
 from typing import Annotated
@@ -11,7 +12,9 @@ import typer
 from rich.table import Table
 
 from ioc.console import console, fail, settings_from
-from localdev.runtime import RuntimeProblem, components, log_files, state_dir
+from localdev.kafka_secure import acl_command_lines, acl_plan
+from localdev.runtime import LocalKafka, RuntimeProblem, components, log_files, state_dir
+from streams.settings import Settings
 
 dev_app = typer.Typer(
     help="The local runtime: a real Kafka and PostgreSQL under .local/.", no_args_is_help=True
@@ -19,9 +22,19 @@ dev_app = typer.Typer(
 
 
 @dev_app.command("up")
-def up(ctx: typer.Context) -> None:
+def up(
+    ctx: typer.Context,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Kafka with SASL/SCRAM-SHA-512 over TLS, one principal per system and ACLs "
+            "(same as IOC_DEV__KAFKA_SECURE=true); credentials in .local/kafka/secure/*.env.",
+        ),
+    ] = False,
+) -> None:
     """Install what is missing, start PostgreSQL and Kafka, wait until both answer."""
-    settings = settings_from(ctx)
+    settings = secure_settings(settings_from(ctx), secure)
     for component in components(settings):
         started = time.monotonic()
         with console.status(f"starting {component.name}..."):
@@ -33,6 +46,56 @@ def up(ctx: typer.Context) -> None:
             f"{component.name}: {outcome} ({time.monotonic() - started:.1f}s)", highlight=False
         )
     print_status(ctx)
+
+
+def secure_settings(settings: Settings, secure: bool) -> Settings:
+    if not secure or settings.dev.kafka_secure:
+        return settings
+    return settings.model_copy(
+        update={"dev": settings.dev.model_copy(update={"kafka_secure": True})}
+    )
+
+
+@dev_app.command("credentials")
+def credentials(
+    ctx: typer.Context,
+    principal: Annotated[
+        str, typer.Argument(help="ioc-worker, ioc-operator, ioc-simulator, ioc-producer-<domain>")
+    ],
+) -> None:
+    """The IOC_KAFKA__* settings of a process that runs as `principal` against the secure local
+    Kafka, as shell lines: `eval "$(ioc dev credentials ioc-operator)"`."""
+    settings = settings_from(ctx)
+    kafka = LocalKafka(settings)
+    if kafka.running_mode() != "secure":
+        raise fail("the local Kafka was not started with `ioc dev up --secure`")
+    files = kafka.secure_files
+    if principal not in files.passwords() or principal == "keystore":
+        known = ", ".join(sorted(u for u in files.passwords() if u != "keystore"))
+        raise fail(f"unknown principal {principal!r}; one of {known}", code=2)
+    for name, value in files.client_env(principal, f"127.0.0.1:{kafka.port}").items():
+        print(f"export {name}={shlex.quote(value)}")
+
+
+@dev_app.command("acls")
+def acls(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Grant them on the secure local Kafka (as admin).")
+    ] = False,
+) -> None:
+    """Every ACL the platform needs for the current settings (topic prefix, app id), as
+    `kafka-acls` lines for a production cluster; `--apply` grants them on the local one."""
+    settings = settings_from(ctx)
+    plan = acl_plan(settings)
+    if apply:
+        kafka = LocalKafka(settings)
+        if kafka.running_mode() != "secure" or not kafka.pid():
+            raise fail("the local Kafka does not run in secure mode (`ioc dev up --secure`)")
+        console.print(f"granted {kafka.grant(settings)} ACL bindings", highlight=False)
+        return
+    for line in acl_command_lines(plan, settings.kafka.bootstrap):
+        print(line)
 
 
 @dev_app.command("down")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from domains.registry import Registry
 from geo.zones import ZoneFileError, ZoneIndex
-from ioc.console import console, fail, settings_from
+from ioc.console import check_kafka, console, fail, settings_from
 from simulator.config import (
     FAULTS,
     SCENARIOS,
@@ -26,6 +26,7 @@ from simulator.config import (
 from simulator.generate import Simulation
 from simulator.produce import ProduceReport, produce
 from streams.kafka_io import create_topics
+from streams.settings import KafkaSettings
 
 
 def simulate_command(
@@ -85,6 +86,7 @@ def simulate_command(
     oversized payloads), all recorded in the manifest.
     """
     settings = settings_from(ctx)
+    check_kafka(settings)
     try:
         total = count if count is not None else round(parse_duration(duration or "1m") * rate)
         if count is not None and duration is not None:
@@ -116,7 +118,7 @@ def simulate_command(
     except (ValueError, ZoneFileError) as exc:
         raise fail(str(exc), 2) from None
 
-    report = asyncio.run(run(simulation, settings.kafka.bootstrap, settings.kafka.partitions, settings.kafka.replication_factor, None if fast else rate))  # fmt: skip
+    report = asyncio.run(run(simulation, settings.kafka, settings.kafka.partitions, settings.kafka.replication_factor, None if fast else rate))  # fmt: skip
     if manifest:
         manifest.write_bytes(simulation.manifest.to_json())
     table = Table(
@@ -136,7 +138,11 @@ def simulate_command(
 
 
 async def run(
-    simulation: Simulation, bootstrap: str, partitions: int, replication: int, rate: float | None
+    simulation: Simulation,
+    bootstrap: KafkaSettings,
+    partitions: int,
+    replication: int,
+    rate: float | None,
 ) -> ProduceReport:
 
     topics = {simulation.registry.topic(t.domain): partitions for t in simulation.types}
@@ -144,7 +150,7 @@ async def run(
         await create_topics(bootstrap, topics, replication)
     except Exception as exc:  # any failure here means the broker is not reachable
         raise fail(
-            f"cannot reach Kafka at {bootstrap} ({exc.__class__.__name__}: {exc}); "
+            f"cannot reach Kafka at {bootstrap.bootstrap} ({exc.__class__.__name__}: {exc}); "
             "start it with `ioc dev up`"
         ) from exc
     columns = (

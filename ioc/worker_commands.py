@@ -11,7 +11,7 @@ import typer
 from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
-from ioc.console import console, fail, settings_from
+from ioc.console import check_kafka, console, fail, settings_from
 from streams.dlq import (
     DeadLetter,
     dlq_topic,
@@ -20,6 +20,7 @@ from streams.dlq import (
     replay_headers,
     unique_by_origin,
 )
+from streams.kafka_auth import client_options
 from streams.kafka_io import read_to_end
 from streams.net import port_is_free
 from streams.settings import Settings
@@ -46,6 +47,7 @@ def worker_command(
     from streams.worker import build
 
     settings = settings_from(ctx)
+    check_kafka(settings)
     conf = settings.stream
     if conf.web_enabled and not port_is_free(conf.web_port, conf.web_host):
         raise fail(
@@ -82,6 +84,7 @@ def topics_create(ctx: typer.Context) -> None:
     from streams.pipeline import all_topics, ensure_topics, registry_for
 
     settings = settings_from(ctx)
+    check_kafka(settings)
     try:
         outcome = asyncio.run(ensure_topics(settings))
     except Exception as exc:  # the broker is unreachable or refused: say which, exit 1
@@ -94,15 +97,14 @@ def topics_create(ctx: typer.Context) -> None:
 
 
 def letters_in_dlq(settings: Settings) -> list[DeadLetter]:
-    return asyncio.run(
-        read_letters(settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix))
-    )
+    return asyncio.run(read_letters(settings.kafka, dlq_topic(settings.kafka.topic_prefix)))
 
 
 @dlq_app.command("stats")
 def dlq_stats(ctx: typer.Context) -> None:
     """Dead letters by reason and domain (each origin offset counted once)."""
     settings = settings_from(ctx)
+    check_kafka(settings)
     from streams.pipeline import registry_for
 
     registry = registry_for(settings)
@@ -124,6 +126,7 @@ def dlq_show(
 ) -> None:
     """The newest dead letters: reason, message, origin and the start of the original bytes."""
     settings = settings_from(ctx)
+    check_kafka(settings)
     letters = letters_in_dlq(settings)
     letters = [x for x in letters if reason is None or x.reason == reason][-limit:]
     for letter in letters:
@@ -159,6 +162,7 @@ def dlq_replay(
     event that fails again comes back to the DLQ with its replay count.
     """
     settings = settings_from(ctx)
+    check_kafka(settings)
     sent = asyncio.run(replay(settings, reason, dry_run=dry_run))
     verb = "would replay" if dry_run else "replayed"
     console.print(f"{verb} {sent:,} dead letters with reason {reason}", highlight=False)
@@ -168,14 +172,14 @@ async def replay(settings: Settings, reason: str, *, dry_run: bool = False) -> i
     from aiokafka import TopicPartition
 
     group = f"{settings.kafka.client_id}.dlq-replay.{reason}"
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all")
     await producer.start()
     sent = 0
     seen: set[tuple[str, int, int, int]] = set()
     read_up_to: dict[TopicPartition, int] = {}
     try:
         async for _consumer, record in read_to_end(
-            settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix), group_id=group
+            settings.kafka, dlq_topic(settings.kafka.topic_prefix), group_id=group
         ):
             read_up_to[TopicPartition(record.topic, record.partition)] = record.offset + 1
             letter = from_record(record.key, record.value, record.headers)
@@ -202,7 +206,7 @@ async def commit_cursor(settings: Settings, group: str, offsets: dict[Any, int])
     if not offsets:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap, group_id=group, enable_auto_commit=False
+        **client_options(settings.kafka), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:

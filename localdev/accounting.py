@@ -58,7 +58,7 @@ def database_counts(
 async def dead_letter_counts(settings: Settings, registry: Any) -> dict[str, Counter[str]]:
     """Dead letters per domain and reason, each origin (topic, partition, offset) once."""
     out: dict[str, Counter[str]] = defaultdict(Counter)
-    letters = await read_letters(settings.kafka.bootstrap, dlq_topic(settings.kafka.topic_prefix))
+    letters = await read_letters(settings.kafka, dlq_topic(settings.kafka.topic_prefix))
     for letter in unique_by_origin(letters):
         out[registry.domain_of_topic(letter.topic) or letter.topic][letter.reason] += 1
     return out
@@ -109,4 +109,4 @@ def split_expected(
 
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages in `topics` not yet committed by consumer `group` (all if it never committed)."""
-    return sum((await partition_lag(settings.kafka.bootstrap, group, topics)).values())
+    return sum((await partition_lag(settings.kafka, group, topics)).values())

@@ -5,6 +5,8 @@ A real Apache Kafka (KRaft, single node, jars from Maven Central) and a real Pos
 
     .local/kafka/<version>/libs/   jars (cached; fetched once by Maven)
     .local/kafka/data/             the broker's log dirs (kept by `down`)
+    .local/kafka/secure/           secure mode (`up --secure`): TLS, credentials, its own data/
+    .local/kafka/mode              plaintext | secure: how the running broker was started
     .local/kafka/kafka.log         the broker's log;  .local/kafka/kafka.pid
     .local/pg/data/                the cluster (owned by the `postgres` OS user when run as root)
     .local/pg/run/                 its unix socket;   .local/pg/postgres.log
@@ -33,8 +35,18 @@ from pathlib import Path
 
 import structlog
 
+from localdev.kafka_secure import (
+    ADMIN,
+    SecureFiles,
+    acl_plan,
+    config_command_add_user,
+    principals,
+    wait_acls,
+)
+from streams.kafka_io import Brokers, connect_options
 from streams.net import port_is_free
-from streams.settings import Settings
+from streams.pipeline import registry_for
+from streams.settings import KafkaSettings, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -112,12 +124,35 @@ class LocalKafka:
         self.home = state_dir(settings) / "kafka"
         self.version = settings.dev.kafka_version
         self.libs = self.home / self.version / "libs"
-        self.data = self.home / "data"
         self.config = self.home / "server.properties"
         self.pid_file = self.home / "kafka.pid"
         self.log_file = self.home / "kafka.log"
+        self.mode_file = self.home / "mode"
         self.port = settings.kafka.first_port
         self.controller_port = settings.dev.kafka_controller_port
+        self.secure_files = SecureFiles(self.home)
+        self.secure = settings.dev.kafka_secure
+        self.data = self.secure_files.data if self.secure else self.home / "data"
+
+    @property
+    def mode(self) -> str:
+        return "secure" if self.secure else "plaintext"
+
+    def running_mode(self) -> str:
+        """How the running broker was started (its mode file), or this object's mode."""
+        try:
+            return self.mode_file.read_text().strip() or self.mode
+        except FileNotFoundError:
+            return self.mode
+
+    def client(self, user: str = ADMIN) -> Brokers:
+        """How a client reaches the running broker: a bare address in plaintext mode, the
+        settings of `user` (the admin by default) in secure mode."""
+        address = f"127.0.0.1:{self.port}"
+        if self.running_mode() != "secure":
+            return address
+        base = self.settings.kafka.model_copy(update={"bootstrap": address})
+        return self.secure_files.client_settings(base, user)
 
     # -- install ------------------------------------------------------------------------------
     def _pom_digest(self) -> str:
@@ -173,7 +208,51 @@ class LocalKafka:
             .replace("@CONTROLLER_PORT@", str(self.controller_port))
             .replace("@LOG_DIRS@", str(self.data))
         )
+        if self.secure:
+            replaced = ("listeners=", "advertised.listeners=", "controller.listener.names=",
+                        "inter.broker.listener.name=", "listener.security.protocol.map=")  # fmt: skip
+            kept = [line for line in text.splitlines() if not line.startswith(replaced)]
+            text = "\n".join(kept) + "\n# secure mode (localdev/kafka_secure.py)\n"
+            text += self.secure_files.server_properties(self.port, self.controller_port)
+        self.config.touch(mode=0o600)
         self.config.write_text(text)
+
+    def prepare_secure(self) -> None:
+        """Passwords for every principal, the certificates, the admin's client settings."""
+        self.secure_files.ensure_passwords([*principals(registry_for(self.settings)), "keystore"])
+        try:
+            self.secure_files.make_certificates()
+        except OSError as exc:
+            raise RuntimeProblem(f"making the TLS certificates failed: {exc}") from None
+        self.secure_files.write_admin_properties()
+
+    def create_users(self) -> int:
+        """Every principal but the admin (made at format time), by ConfigCommand; once per
+        secure cluster (users.done). Returns how many were created."""
+        files = self.secure_files
+        if files.users_done.exists():
+            return 0
+        passwords = files.passwords()
+        users = [u for u in principals(registry_for(self.settings)) if u != ADMIN]
+        for user in users:
+            cmd = self._java(
+                "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{self.port}",
+                "--command-config", str(files.admin_properties),
+                *config_command_add_user(user, passwords[user]),
+            )  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeProblem(
+                    f"creating the SCRAM user {user} failed: {done.stdout[-1500:]}{done.stderr[-1500:]}"
+                )
+        files.users_done.write_text("\n".join(users) + "\n")
+        return len(users)
+
+    def grant(self, settings: Settings | None = None) -> int:
+        """The ACLs of `settings` (topic prefix, app id; default: this runtime's)."""
+        admin = self.client(ADMIN)
+        assert isinstance(admin, KafkaSettings)
+        return wait_acls(admin, acl_plan(settings or self.settings))
 
     def format_storage(self) -> bool:
         if (self.data / "meta.properties").exists():
@@ -181,8 +260,10 @@ class LocalKafka:
         self.data.mkdir(parents=True, exist_ok=True)
         cluster_id = cluster_uuid()
         cmd = self._java(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)
-        )
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config),
+            *(self.secure_files.admin_scram_argument() if self.secure else []),
+        )  # fmt: skip
+        self.secure_files.users_done.unlink(missing_ok=True)
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeProblem(
@@ -198,8 +279,15 @@ class LocalKafka:
     def start(self) -> str:
         """Start the broker and wait until it answers a metadata request. Returns what happened."""
         if self.pid():
+            if self.running_mode() != self.mode:
+                raise RuntimeProblem(
+                    f"Kafka (pid {self.pid()}) runs in {self.running_mode()} mode; stop it with "
+                    f"`ioc dev down` before starting it in {self.mode} mode"
+                )
             if self.ready(timeout=self.settings.dev.start_timeout_s):
-                return "already running"
+                if self.secure:
+                    self.grant()
+                return f"already running ({self.mode})"
             raise RuntimeProblem(
                 f"Kafka (pid {self.pid()}) runs but does not answer; see {self.log_file}"
             )
@@ -210,8 +298,11 @@ class LocalKafka:
             if not port_is_free(port):
                 raise taken_port_error(port, "Kafka", setting)
         self.install()
+        if self.secure:
+            self.prepare_secure()
         self.write_config()
         self.format_storage()
+        self.mode_file.write_text(self.mode + "\n")
         cmd = [
             "java",
             "-Xms256m",
@@ -236,7 +327,12 @@ class LocalKafka:
                     f"{self.log_file}:\n{tail(self.log_file, 15)}"
                 )
             if self.ready(timeout=2.0):
-                return "started"
+                if not self.secure:
+                    return "started"
+                users = self.create_users()
+                self.grant()
+                self.secure_files.write_env_files(f"127.0.0.1:{self.port}")
+                return f"started (secure: {users} users created, ACLs granted)"
             time.sleep(0.3)
         raise RuntimeProblem(
             f"Kafka did not answer within {self.settings.dev.start_timeout_s:.0f}s; see {self.log_file}"
@@ -244,7 +340,7 @@ class LocalKafka:
 
     def ready(self, timeout: float = 5.0) -> bool:
         """A real metadata request answers (not just an open port)."""
-        return asyncio.run(kafka_metadata_ok(f"127.0.0.1:{self.port}", timeout))
+        return asyncio.run(kafka_metadata_ok(self.client(ADMIN), timeout))
 
     def stop(self, timeout: float = 60.0) -> str:
         pid = self.pid()
@@ -256,7 +352,7 @@ class LocalKafka:
             os.kill(pid, signal.SIGKILL)
             wait_gone(pid, "kafka.Kafka", 10)
         self.pid_file.unlink(missing_ok=True)
-        return "stopped"
+        return f"stopped ({self.running_mode()})"
 
     def status(self) -> ComponentStatus:
         pid = self.pid()
@@ -266,19 +362,26 @@ class LocalKafka:
                 self.name, f"Apache Kafka {self.version} (KRaft)", address, None, "down"
             )
         health = "up" if self.ready(timeout=3.0) else "unhealthy: no metadata answer"
+        mode = self.running_mode()
+        security = (
+            f"SASL_SSL (SCRAM-SHA-512), credentials {self.secure_files.home}/*.env"
+            if mode == "secure"
+            else "PLAINTEXT"
+        )
+        data = self.secure_files.data if mode == "secure" else self.home / "data"
         return ComponentStatus(
             self.name, f"Apache Kafka {self.version} (KRaft)", address, pid, health,
-            detail=f"controller 127.0.0.1:{self.controller_port}, data {self.data}",
+            detail=f"{security}, controller 127.0.0.1:{self.controller_port}, data {data}",
         )  # fmt: skip
 
 
-async def kafka_metadata_ok(bootstrap: str, timeout: float) -> bool:
+async def kafka_metadata_ok(bootstrap: Brokers, timeout: float) -> bool:
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
     # aiokafka logs every refused connection at ERROR; while probing, a refusal is the answer.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    client = AIOKafkaClient(**connect_options(bootstrap), request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
         metadata = await asyncio.wait_for(client.fetch_all_metadata(), timeout)

@@ -17,7 +17,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from localdev.runtime import RuntimeProblem
-from streams.kafka_io import create_topics
+from streams.kafka_io import Brokers, connect_options, create_topics
 from streams.settings import Settings
 
 
@@ -40,15 +40,17 @@ class SmokeReport:
         ]
 
 
-async def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> bool:
+async def ensure_topic(
+    bootstrap: Brokers, name: str, partitions: int, replication: int = 1
+) -> bool:
     """Create `name` if missing; True if it was created."""
     outcome = await create_topics(bootstrap, {name: partitions}, replication)
     return outcome[name] == "created"
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes]) -> int:
+async def produce(bootstrap: Brokers, topic: str, values: list[bytes], keys: list[bytes]) -> int:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        **connect_options(bootstrap), acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     try:
@@ -64,7 +66,7 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[by
 
 
 async def consume(
-    bootstrap: str,
+    bootstrap: Brokers,
     topic: str,
     group: str,
     expected: int,
@@ -74,7 +76,7 @@ async def consume(
     """Read `topic` from the start as consumer `group` until `expected` values pass `keep`."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **connect_options(bootstrap),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -109,14 +111,14 @@ def store(conninfo: str, values: list[bytes]) -> int:
 
 
 async def run_smoke(settings: Settings, count: int, timeout: float = 60.0) -> SmokeReport:
-    bootstrap = settings.kafka.bootstrap
+    bootstrap = settings.kafka
     topic = f"{settings.kafka.topic_prefix}.dev.smoke"
     report = SmokeReport()
     try:
         await ensure_topic(bootstrap, topic, settings.kafka.partitions)
     except Exception as exc:  # any failure here means the broker is not reachable
         raise RuntimeProblem(
-            f"cannot reach Kafka at {bootstrap} ({exc.__class__.__name__}: {exc}); "
+            f"cannot reach Kafka at {bootstrap.bootstrap} ({exc.__class__.__name__}: {exc}); "
             "start it with `ioc dev up`"
         ) from exc
     run = uuid.uuid4().hex[:8]

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from simulator.generate import Message
+from streams.kafka_io import Brokers, connect_options
 from streams.retry import retry_until_done
 
 Progress = Callable[[int], None]
@@ -37,7 +38,7 @@ class ProduceReport:
 
 async def produce(
     messages: Iterable[Message],
-    bootstrap: str,
+    bootstrap: Brokers,
     *,
     rate: float | None = None,
     progress: Progress | None = None,
@@ -55,7 +56,7 @@ async def produce(
     goes on (`simulate.send.backpressure`, `simulate.send.recovered`).
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **connect_options(bootstrap),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from streams.kafka_io import read_to_end
+from streams.kafka_io import Brokers, read_to_end
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -101,7 +101,7 @@ def unique_by_origin(letters: Iterable[DeadLetter]) -> list[DeadLetter]:
     return unique
 
 
-async def read_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
+async def read_letters(bootstrap: Brokers, topic: str) -> list[DeadLetter]:
     """Every dead letter in `topic` up to its current end, oldest first per partition."""
     return [
         from_record(record.key, record.value, record.headers)

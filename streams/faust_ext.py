@@ -63,6 +63,7 @@ from faust.types.tuples import ConsumerMessage
 from mode import CrashingSupervisor, Service, ServiceT
 from mode.utils.futures import maybe_async, notify
 
+from streams.kafka_auth import ssl_context
 from streams.kafka_io import Record, UnreadableRange
 from streams.settings import Settings
 
@@ -723,6 +724,21 @@ def faust_datadir(settings: Settings) -> str:
     return str(parent / "{conf.name}-data")
 
 
+def faust_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """SASL/SCRAM over TLS for the worker's consumer, producer and admin client (Faust hands
+    `broker_credentials` to each through `credentials_to_aiokafka_auth`), or None in PLAINTEXT."""
+    kafka = settings.kafka
+    if not kafka.secure:
+        return None
+    assert kafka.username and kafka.password  # KafkaSettings refuses SASL_SSL without them
+    return faust.SASLCredentials(
+        username=kafka.username,
+        password=kafka.password.get_secret_value(),
+        ssl_context=ssl_context(kafka),
+        mechanism=kafka.sasl_mechanism,
+    )
+
+
 def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
     """A Faust app for `settings`; `id` (the consumer group) defaults to settings.stream.app_id.
     Raises FrameworkVersionError on any faust-streaming but FAUST_VERSION."""
@@ -755,6 +771,7 @@ def create_app(settings: Settings, *, id: str | None = None) -> IngestApp:
         web_bind=conf.web_host,
         web_host=conf.web_host,
         datadir=faust_datadir(settings),
+        broker_credentials=faust_credentials(settings),
     )
     app.fetch_max_wait_ms = conf.fetch_max_wait_ms
     app.stop_wait_s = conf.stop_wait_s

@@ -1,4 +1,7 @@
-"""Small aiokafka helpers shared by the CLI tools: create topics, read a topic to its end."""
+"""Small aiokafka helpers shared by the CLI tools: create topics, read a topic to its end.
+
+Each takes the broker as `Brokers`: the Kafka settings (with their security, streams.kafka_auth),
+or a bare bootstrap string for a PLAINTEXT broker (the tests' fixtures)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,21 @@ from aiokafka.errors import (
     CoordinatorLoadInProgressError,
     GroupCoordinatorNotAvailableError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
     for_code,
 )
+
+from streams.kafka_auth import client_options
+from streams.settings import KafkaSettings
+
+Brokers = KafkaSettings | str
+
+
+def connect_options(brokers: Brokers) -> dict[str, object]:
+    """aiokafka keyword arguments for `brokers` (bootstrap servers and, if set, SASL and TLS)."""
+    if isinstance(brokers, str):
+        return {"bootstrap_servers": brokers}
+    return client_options(brokers)
 
 
 class KafkaRecord(Protocol):
@@ -74,13 +90,16 @@ class UnreadableRange:
 
 
 async def create_topics(
-    bootstrap: str,
+    bootstrap: Brokers,
     topics: dict[str, int],
     replication: int = 1,
     configs: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Create missing topics ({name: partitions}); returns {name: 'created' | 'exists'}."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create missing topics ({name: partitions}); returns {name: 'created' | 'exists'}.
+
+    A principal without CREATE on a topic that already exists (the workers' on the domain
+    topics, in secure mode) gets 'exists': the broker refuses the creation before it looks."""
+    admin = AIOKafkaAdminClient(**connect_options(bootstrap))
     await admin.start()
     outcome: dict[str, str] = {}
     try:
@@ -89,10 +108,18 @@ async def create_topics(
             for name, parts in topics.items()
         ]
         response = await admin.create_topics(new)
+        refused = [
+            name
+            for name, code, *_ in response.topic_errors
+            if code == TopicAuthorizationFailedError.errno
+        ]
+        existing = set(await admin.list_topics()) if refused else set()
     finally:
         await admin.close()
     for name, code, *rest in response.topic_errors:
-        if code == TopicAlreadyExistsError.errno:
+        if code == TopicAlreadyExistsError.errno or (
+            code == TopicAuthorizationFailedError.errno and name in existing
+        ):
             outcome[name] = "exists"
         elif code:
             raise for_code(code)(f"creating topic {name!r}: {rest[0] if rest else ''}")
@@ -102,7 +129,7 @@ async def create_topics(
 
 
 async def read_to_end(
-    bootstrap: str, topic: str, *, group_id: str | None = None, from_beginning: bool = True
+    bootstrap: Brokers, topic: str, *, group_id: str | None = None, from_beginning: bool = True
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, Record]]:
     """Every record of `topic` up to the end offsets seen at start, then stop.
 
@@ -110,7 +137,7 @@ async def read_to_end(
     caller may `commit()` on the yielded consumer.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **connect_options(bootstrap),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -144,14 +171,16 @@ async def read_to_end(
         await consumer.stop()
 
 
-async def partition_lag(bootstrap: str, group: str, topics: list[str]) -> dict[TopicPartition, int]:
+async def partition_lag(
+    bootstrap: Brokers, group: str, topics: list[str]
+) -> dict[TopicPartition, int]:
     """Per partition of `topics`: messages not yet committed by consumer `group`.
 
     A partition the group never committed counts from its beginning offset.
     """
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**connect_options(bootstrap))
     await admin.start()
     try:
         # A new broker has no group coordinator until __consumer_offsets exists: ask again.
@@ -165,7 +194,7 @@ async def partition_lag(bootstrap: str, group: str, topics: list[str]) -> dict[T
                 await asyncio.sleep(0.5)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**connect_options(bootstrap))
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

@@ -34,6 +34,7 @@ from sinks.maintenance import maintain
 from sinks.writer import EventSink, WriteResult
 from streams.dlq import DeadLetter, dlq_topic
 from streams.ingest import dead_letter, split_batch
+from streams.kafka_auth import client_options
 from streams.kafka_io import KafkaRecord, create_topics
 from streams.metrics import PipelineMetrics
 from streams.relay import incidents_topic
@@ -68,7 +69,7 @@ def all_topics(settings: Settings, registry: Registry) -> dict[str, int]:
 async def ensure_topics(settings: Settings, registry: Registry | None = None) -> dict[str, str]:
     registry = registry or registry_for(settings)
     return await create_topics(
-        settings.kafka.bootstrap, all_topics(settings, registry), settings.kafka.replication_factor
+        settings.kafka, all_topics(settings, registry), settings.kafka.replication_factor
     )
 
 
@@ -95,7 +96,7 @@ class KafkaDeadLetters:
     async def start(self) -> None:
         await ensure_topics(self.settings)
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+            **client_options(self.settings.kafka), acks="all", linger_ms=5,
             enable_idempotence=True,  # a retry across a broker outage never writes a letter twice
             max_batch_size=1024 * 1024, client_id=f"{self.settings.kafka.client_id}-dlq",
             max_request_size=4 * 1024 * 1024,

@@ -26,6 +26,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
+from streams.kafka_auth import client_options
 from streams.settings import Settings
 
 CLAIM = """
@@ -144,7 +145,7 @@ class OutboxRelay:
     async def run_once(self) -> int:
         if self.producer is None:
             self.producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5,
+                **client_options(self.settings.kafka), acks="all", linger_ms=5,
                 enable_idempotence=True,
                 client_id=f"{self.settings.kafka.client_id}-incidents",
             )  # fmt: skip

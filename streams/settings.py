@@ -7,9 +7,17 @@ so they are masked wherever settings are printed or logged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from access.config import ApiSettings
@@ -32,6 +40,23 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(6, ge=1, le=1000, description="Partitions per domain topic.")
     replication_factor: int = Field(1, ge=1, le=10)
     client_id: str = "ioc"
+    security_protocol: Literal["PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT (the local default) or SASL_SSL: SCRAM over TLS, one principal "
+        "per process (README, Security).",
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    username: str | None = Field(
+        None, description="This process's SCRAM principal (SASL_SSL only)."
+    )
+    password: SecretStr | None = Field(None, description="Its SCRAM password (SASL_SSL only).")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM bundle of the CA that signed the brokers' certificates; unset = "
+        "the system's trust store.",
+    )  # fmt: skip
+    ssl_check_hostname: bool = Field(
+        True, description="Check the broker certificate's name against the bootstrap host."
+    )
 
     @field_validator("bootstrap")
     @classmethod
@@ -41,6 +66,18 @@ class KafkaSettings(BaseModel):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port...], got {part.strip()!r}")
         return value
+
+    @model_validator(mode="after")
+    def _secure_needs_a_principal(self) -> KafkaSettings:
+        if self.security_protocol == "SASL_SSL" and not (self.username and self.password):
+            raise ValueError(
+                "security_protocol SASL_SSL needs IOC_KAFKA__USERNAME and IOC_KAFKA__PASSWORD"
+            )
+        return self
+
+    @property
+    def secure(self) -> bool:
+        return self.security_protocol == "SASL_SSL"
 
     @property
     def first_port(self) -> int:
@@ -60,6 +97,9 @@ class DevSettings(BaseModel):
     kafka_version: str = Field("3.9.1", pattern=r"^3\.9\.\d+$")
     kafka_controller_port: int = Field(19093, ge=1, le=65535)
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$")
+    kafka_secure: bool = Field(
+        False, description="`ioc dev up` runs Kafka with SASL/SCRAM over TLS (`--secure`)."
+    )
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     pg_os_user: str = "postgres"
     start_timeout_s: float = Field(90.0, gt=0)

@@ -48,7 +48,7 @@ MAINTENANCE_SHARE = 0.1
 
 async def record_lag(settings: Settings, metrics: PipelineMetrics, group: str) -> None:
     """Consumer lag per partition of the domain topics: end offsets minus committed offsets."""
-    lags = await partition_lag(settings.kafka.bootstrap, group, list(metrics.topic_domain))
+    lags = await partition_lag(settings.kafka, group, list(metrics.topic_domain))
     for tp, lag in lags.items():
         metrics.record_lag(tp.topic, tp.partition, lag)
 

@@ -26,6 +26,7 @@ from domains import Registry, structured_message
 from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import LocalPostgres
 from streams.dlq import DeadLetter, dlq_topic, read_letters
+from streams.kafka_io import Brokers, connect_options
 from streams.pipeline import ensure_topics
 from streams.settings import Settings, load_settings
 from tests.support.database import free_port, scratch_database
@@ -167,9 +168,9 @@ async def send(bootstrap: str, topic: str, messages: Sequence[Message]) -> Sent:
         await producer.stop()
 
 
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    """Delete every topic whose name starts with `prefix`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(bootstrap: Brokers, prefix: str) -> None:
+    """Delete every topic whose name starts with `prefix` (in secure mode: as the admin)."""
+    admin = AIOKafkaAdminClient(**connect_options(bootstrap))
     await admin.start()
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefix)]
