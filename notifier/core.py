@@ -487,9 +487,10 @@ SELECT * FROM page_groups WHERE escalation_state = 'running' AND escalation_due_
 ORDER BY escalation_due_at LIMIT 50 FOR UPDATE SKIP LOCKED"""
 
 # The paged, unmuted incidents of a group that nobody has acknowledged or resolved yet.
-UNANSWERED = MEMBERS_OF + """
-  AND m.paged_at IS NOT NULL AND m.muted_by IS NULL AND i.state = 'open'
-ORDER BY m.added_at"""
+UNANSWERED = (
+    MEMBERS_OF + " AND m.paged_at IS NOT NULL AND m.muted_by IS NULL AND i.state = 'open'"
+    " ORDER BY m.added_at"
+)
 
 
 async def escalate_once(conn: psycopg.AsyncConnection[Any], ctx: Context, now: datetime) -> int:
