@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: the wall, one dashboard per domain, pipeline and incidents."""
