@@ -164,8 +164,8 @@ def draw_stat(ax: Any, panel: dict[str, Any], frames: dict[str, Frame]) -> None:
         box = threshold_colour(field_steps(panel, name), None if value is None else float(value))
         ax.add_patch(_rect(x0 + 0.01, 0.04, 1 / n - 0.02, 0.92, box))
         ax.text(x0 + 0.5 / n, 0.62, show(value, field_unit(panel, name)), ha="center",
-                va="center", fontsize=15 if n <= 3 else 13, color="white", weight="bold")  # fmt: skip
-        ax.text(x0 + 0.5 / n, 0.22, name, ha="center", va="center", fontsize=7.5, color="white")
+                va="center", fontsize=12 if n <= 3 else 14, color="white", weight="bold")  # fmt: skip
+        ax.text(x0 + 0.5 / n, 0.2, name, ha="center", va="center", fontsize=7.5, color="white")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
@@ -245,21 +245,19 @@ def draw_timeline(ax: Any, panel: dict[str, Any], frames: dict[str, Frame]) -> N
                     color=fill, align="center", linewidth=0)  # fmt: skip
     ax.set_yticks(range(len(names)), list(reversed(names)), fontsize=8, color=COLOURS["text"])
     ax.xaxis_date()
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    _time_axis(ax)
     legend = {}
     for mapping in panel["fieldConfig"]["defaults"]["mappings"]:
         result = mapping["options"]["result"]
         legend[result["text"]] = colour(result["color"])
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=t) for t, c in legend.items()], loc="lower center",
-              bbox_to_anchor=(0.5, -0.32), ncol=len(legend), fontsize=7, frameon=False,
+    ax.legend(handles=[Patch(color=c, label=t) for t, c in legend.items()], loc="lower right",
+              bbox_to_anchor=(1.0, 1.0), ncol=len(legend), fontsize=7, frameon=False,
               labelcolor=COLOURS["text"])  # fmt: skip
 
 
 def draw_series(ax: Any, panel: dict[str, Any], frames: dict[str, Frame]) -> None:
-    import matplotlib.dates as mdates
-
     frame = frames["A"]
     series: dict[str, tuple[list[Any], list[float]]] = {}
     if "metric" in frame.columns:
@@ -272,11 +270,19 @@ def draw_series(ax: Any, panel: dict[str, Any], frames: dict[str, Frame]) -> Non
         ax.plot(ts, vs, label=name, linewidth=1.4)
     for step in panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])[1:]:
         ax.axhline(step["value"], color=colour(step["color"]), linestyle="--", linewidth=0.8)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    _time_axis(ax)
     if series:
         ax.legend(fontsize=7, ncol=4, loc="upper left", frameon=False, labelcolor=COLOURS["text"])
     else:
         ax.text(0.5, 0.5, "No data", transform=ax.transAxes, ha="center", color=COLOURS["text"])
+
+
+def _time_axis(ax: Any) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
 
 
 DRAW = {"stat": draw_stat, "geomap": draw_geomap, "state-timeline": draw_timeline,
