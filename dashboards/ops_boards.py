@@ -1,5 +1,8 @@
 """The pipeline dashboard (throughput, DLQ by reason, lag, latency, workers) and the incidents
-dashboard (open, acknowledged, time to acknowledge, flapping, silences)."""
+dashboard (open, acknowledged, time to acknowledge, flapping, silences).
+
+Pipeline ranges read pipeline_stats_1m, the per-minute rollup; the DLQ's reasons (a JSON object
+per window) and the workers' last windows read pipeline_stats itself."""
 
 from __future__ import annotations
 
@@ -10,17 +13,17 @@ from dashboards import kit
 from dashboards.sql import INCIDENT_DOMAIN, OPEN, SEVERITIES, SEVERITY_COLOURS, ZONE_FILTER
 from dashboards.wall import lag_panel, latency_panel
 
-STORED_PER_MIN = """SELECT $__timeGroupAlias(time, $__interval), domain AS metric,
+STORED_PER_MIN = """SELECT $__timeGroupAlias(bucket, $__interval), domain AS metric,
   sum(stored) / ($__interval_ms / 60000.0) AS value
-FROM pipeline_stats
-WHERE $__timeFilter(time)
+FROM pipeline_stats_1m
+WHERE $__timeFilter(bucket)
 GROUP BY 1, 2
 ORDER BY 1, 2"""
 
-OUTCOMES = """SELECT $__timeGroupAlias(time, $__interval), sum(stored) AS stored,
+OUTCOMES = """SELECT $__timeGroupAlias(bucket, $__interval), sum(stored) AS stored,
   sum(duplicates) AS duplicates, sum(rejected) AS "to the DLQ"
-FROM pipeline_stats
-WHERE $__timeFilter(time)
+FROM pipeline_stats_1m
+WHERE $__timeFilter(bucket)
 GROUP BY 1
 ORDER BY 1"""
 
@@ -37,10 +40,10 @@ WHERE $__timeFilter(p.time)
 GROUP BY 1
 ORDER BY 2 DESC"""
 
-LATENCY_QUANTILES = """SELECT $__timeGroupAlias(time, $__interval), max(latency_p50_s) AS p50,
+LATENCY_QUANTILES = """SELECT $__timeGroupAlias(bucket, $__interval), max(latency_p50_s) AS p50,
   max(latency_p95_s) AS p95, max(latency_p99_s) AS p99
-FROM pipeline_stats
-WHERE $__timeFilter(time)
+FROM pipeline_stats_1m
+WHERE $__timeFilter(bucket)
 GROUP BY 1
 ORDER BY 1"""
 
@@ -52,8 +55,8 @@ ORDER BY worker, domain, time DESC"""
 
 TOTALS = """SELECT sum(stored) AS stored, sum(duplicates) AS duplicates, sum(rejected) AS "to the DLQ",
   100.0 * sum(rejected) / nullif(sum(received), 0) AS "rejected %"
-FROM pipeline_stats
-WHERE $__timeFilter(time)"""
+FROM pipeline_stats_1m
+WHERE $__timeFilter(bucket)"""
 
 
 def pipeline_dashboard() -> dashboard.Dashboard:

@@ -6,7 +6,8 @@ open incidents, the sensors' latest positions), data freshness per domain as a s
 and the pipeline's end-to-end latency p95 and consumer lag.
 
 Every query reads a table made for it: measurements_latest and incidents for current values,
-the raw events only for the last 5 or 15 minutes, pipeline_stats for the pipeline's health.
+the raw events only for the last 5 or 15 minutes, pipeline_stats_1m (the per-minute rollup of
+pipeline_stats) for the pipeline's health over the range.
 """
 
 from __future__ import annotations
@@ -56,18 +57,21 @@ WHERE time > $__timeTo()::timestamptz - interval '15 minutes' AND time <= $__tim
   AND lat IS NOT NULL AND lon IS NOT NULL
 ORDER BY entity_id, time DESC"""
 
-LATENCY_QUERY = """SELECT $__timeGroupAlias(time, $__interval), domain AS metric,
+LATENCY_QUERY = """SELECT $__timeGroupAlias(bucket, $__interval), domain AS metric,
   max(latency_p95_s) AS value
-FROM pipeline_stats
-WHERE $__timeFilter(time) AND latency_p95_s IS NOT NULL
+FROM pipeline_stats_1m
+WHERE $__timeFilter(bucket) AND latency_p95_s IS NOT NULL
 GROUP BY 1, 2
 ORDER BY 1, 2"""
 
+# Each worker's time-weighted mean lag over the interval, summed over the workers (each consumes
+# its own partitions of the domain's topic).
 LAG_QUERY = """SELECT time, domain AS metric, sum(lag) AS value
 FROM (
-  SELECT $__timeGroupAlias(time, $__interval), domain, worker, max(lag) AS lag
-  FROM pipeline_stats
-  WHERE $__timeFilter(time) AND lag IS NOT NULL
+  SELECT $__timeGroupAlias(bucket, $__interval), domain, worker,
+    sum(lag_s) / nullif(sum(lag_window_s), 0) AS lag
+  FROM pipeline_stats_1m
+  WHERE $__timeFilter(bucket) AND lag_s IS NOT NULL
   GROUP BY 1, 2, 3
 ) per_worker
 GROUP BY 1, 2
@@ -80,22 +84,22 @@ def domain_names() -> list[str]:
 
 def freshness_query(domains: list[str]) -> str:
     """The state timeline's shape: a time column, then one column per domain holding the p95
-    age of the data stored in that slot (NULL: nothing stored, shown as "no data")."""
+    age of the data stored in that slot (NULL: nothing stored, shown as "no data"). The slots
+    come from generate_series, so a slot without a row is a NULL, not a gap the panel bridges."""
     columns = ",\n  ".join(
         f"max(s.p95) FILTER (WHERE s.domain = '{d}') AS \"{d}\"" for d in domains
     )
-    return f"""WITH w AS (SELECT $__interval_ms * interval '1 millisecond' AS width),
-slots AS (
-  SELECT generate_series(time_bucket(w.width, $__timeFrom()::timestamptz),
-                         $__timeTo()::timestamptz, w.width) AS time
-  FROM w
-),
-s AS (
-  SELECT time_bucket(w.width, p.time) AS time, p.domain,
-         CASE WHEN sum(p.stored) > 0 THEN max(p.latency_p95_s) END AS p95
-  FROM pipeline_stats p, w
-  WHERE $__timeFilter(p.time)
+    return f"""WITH s AS (
+  SELECT $__timeGroupAlias(bucket, $__interval), domain,
+    CASE WHEN sum(stored) > 0 THEN max(latency_p95_s) END AS p95
+  FROM pipeline_stats_1m
+  WHERE $__timeFilter(bucket)
   GROUP BY 1, 2
+),
+slots AS (
+  SELECT generate_series(
+    time_bucket($__interval_ms * interval '1 millisecond', $__timeFrom()::timestamptz),
+    $__timeTo()::timestamptz, $__interval_ms * interval '1 millisecond') AS time
 )
 SELECT slots.time,
   {columns}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,7 +14,8 @@ import pytest
 from psycopg import errors, sql
 
 from dashboards.build import all_dashboards, to_json
-from dashboards.snapshot import expand_fixed_range
+from dashboards.snapshot import expand_fixed_range, render_wall
+from dashboards.wall import wall
 from localdev.runtime import LocalPostgres
 from sinks.migrate import migrate
 from streams.settings import Settings
@@ -140,3 +142,12 @@ def test_grafana_cannot_write(settings: Settings, db: str) -> None:
                     conn.execute(statement)
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM notifications")
+
+
+def test_snapshot_draws_every_wall_panel_as_grafana(
+    settings: Settings, db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "wall.png"
+    drawn = render_wall(settings.db.conninfo("grafana", dbname=db), out)
+    assert drawn == [p["title"] for p in to_json(wall())["panels"]]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
