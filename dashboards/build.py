@@ -23,12 +23,14 @@ def all_dashboards() -> list[dashboard.Dashboard]:
 
 
 def finish(board: dm.Dashboard) -> dm.Dashboard:
-    """What the builders leave to the caller: an empty annotation list (Grafana adds its built-in
-    one), and links shown in the dashboard's bar. The SDK's link model sets every link's
+    """What the builders leave to the caller: empty annotation and variable lists (Grafana adds
+    its built-in annotation), and links shown in the dashboard's bar. The SDK's link model sets every link's
     placement to "inControlsMenu": Grafana 12 then moves it into the dashboard controls dropdown,
     which drops links of type "dashboards" altogether."""
     if board.annotations is None or board.annotations.list_val is None:
         board.annotations = dm.AnnotationContainer(list_val=[])
+    if board.templating is None or board.templating.list_val is None:
+        board.templating = dm.DashboardDashboardTemplating(list_val=[])
     for link in board.links or []:
         link.placement = None  # type: ignore[assignment]
     for panel in board.panels or []:

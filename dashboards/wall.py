@@ -174,8 +174,6 @@ def map_panel() -> geomap.Panel:
                     "size": {"field": "open_incidents", "fixed": 6, "min": 6, "max": 24},
                     "opacity": 0.8,
                     "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
-                    "text": {"field": "zone", "mode": "field"},
-                    "textConfig": {"fontSize": 10, "offsetY": -14, "textAlign": "center"},
                 },
             }
         )
