@@ -28,6 +28,7 @@ from ioc.paging_commands import (
 from ioc.rules_commands import incidents_app, rules_app
 from ioc.schemas_commands import schemas_app
 from ioc.simulate_command import simulate_command
+from ioc.wall_commands import wall_app
 from ioc.worker_commands import dlq_app, topics_app, worker_command
 from streams.logs import configure_logging
 from streams.settings import SettingsError, load_settings, masked
@@ -107,6 +108,7 @@ app.add_typer(pages_app, name="pages")
 app.add_typer(api_app, name="api")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(wall_app, name="wall")
 
 
 def main() -> None:

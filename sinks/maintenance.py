@@ -6,7 +6,8 @@ Flavour postgres (what TimescaleDB's background jobs would do):
      named in the invalidation log (filled by a trigger from the rows actually inserted, late rows
      included), and latest_values from the earliest of them;
   3. retention: drop raw partitions older than `raw_retention`, delete aggregate rows older than
-     `aggregate_retention` and pipeline_stats older than `raw_retention`.
+     `aggregate_retention` and pipeline_stats older than `raw_retention` (its per-minute rollup
+     pipeline_stats_1m, kept by a trigger, after `aggregate_retention`).
 Flavour timescale: the policies do 2 and 3 on a real server. `refresh_ranges` (the sink's
 `WriteResult.time_range`s) are refreshed at once with refresh_continuous_aggregate (late data older
 than the policies' window included); with `run_jobs` (the WASM build, whose scheduler never runs)
@@ -135,6 +136,9 @@ def _maintain_postgres(
             "DELETE FROM pipeline_stats WHERE time < %s", (now - storage.raw_retention,)
         )
         report.rows_deleted["pipeline_stats"] = cur.rowcount
+        deleted = _expire_pipeline_rollup(conn, now - storage.aggregate_retention)
+        if deleted is not None:
+            report.rows_deleted["pipeline_stats_1m"] = deleted
 
 
 def _maintain_timescale(
@@ -167,6 +171,17 @@ def _maintain_timescale(
             conn.execute("CALL run_job(%s)", (job_id,))
             report.jobs_run.append(f"{proc}({table})")
     conn.execute("DELETE FROM pipeline_stats WHERE time < %s", (now - storage.raw_retention,))
+    _expire_pipeline_rollup(conn, now - storage.aggregate_retention)
+
+
+def _expire_pipeline_rollup(conn: psycopg.Connection[Any], before: datetime) -> int | None:
+    """Delete pipeline_stats_1m rows older than `before`; None when the table is not there: a
+    database migrated only up to a version before 0008 (the migration tests maintain those)."""
+    row = conn.execute("SELECT to_regclass('pipeline_stats_1m') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        log.info("db.maintain.no_pipeline_rollup", reason="migration 0008 not applied")
+        return None
+    return conn.execute("DELETE FROM pipeline_stats_1m WHERE bucket < %s", (before,)).rowcount
 
 
 def _floor(value: datetime, width: timedelta) -> datetime:

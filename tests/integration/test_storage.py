@@ -114,6 +114,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
             "0005_incidents (shared)",
             "0006_paging (shared)",
             "0007_api (shared)",
+            "0008_grafana_reads (shared)",
         ]
         tables = {
             r[0]
@@ -124,7 +125,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
         }
         assert {
             "events", "measurements", "zones", "pipeline_stats", "measurements_1m",
-            "measurements_1h", "measurements_latest", "schema_migrations",
+            "measurements_1h", "measurements_latest", "schema_migrations", "pipeline_stats_1m",
         } <= tables  # fmt: skip
         # partitions ready around now, so the pipeline can write at once
         now = datetime.now(UTC)
