@@ -29,15 +29,19 @@ from dashboards.sql import (
 from dashboards.wall import TILE_STEPS, TILE_UNITS, thresholds_prop
 from domains.registry import default_registry
 from rules.load import default_rule_files, load_rule_files
+from rules.model import Baseline
 
 RAW_WINDOW = "1h"  # panels on the raw tables never look further back
 
 
 @cache
 def limit(rule_id: str) -> float:
-    """The level at which a default rule raises its incident."""
-    rules = load_rule_files(default_rule_files())
-    return float(rules.by_id(rule_id).raise_at)  # type: ignore[union-attr]
+    """The level at which a default rule raises its incident; for a seasonal baseline rule, the
+    least value that can raise it (its level itself changes with the season)."""
+    rule = load_rule_files(default_rule_files()).by_id(rule_id)
+    if isinstance(rule, Baseline):
+        return float(rule.min_value)
+    return float(rule.raise_at)  # type: ignore[union-attr]
 
 
 def above(rule_id: str, warn: float | None = None) -> tuple[kit.Step, ...]:
@@ -177,15 +181,17 @@ DOMAIN_PANELS: dict[str, list[PanelSpec]] = {
               "none", above("health.emergency.crowded", 20)),
         Recent("Ambulance response times, last hour (each dispatch)", "health", "response_time",
                "amb", "s", above("health.ambulance.slow-response", 900)),
-        Trend("Dengue: new cases reported by zone", S("health", "new_cases", "sum"), "none",
-              above("health.dengue.cases-high", 30), bars=True),
+        Trend("Dengue: new cases reported by zone (the alert level follows the season)",
+              S("health", "new_cases", "sum"), "none", above("health.dengue.cases-high"),
+              bars=True),
     ],
     "security": [
         EventKinds("Camera detections, last hour", "security", "camera_event", "detection"),
         EventKinds("Emergency calls by category, last hour", "security", "emergency_call",
                    "category"),
+        # no rule judges answer times (calls are counted per zone): red at a minute's wait
         Trend("Emergency call answer time by zone", S("security", "wait_time"), "s",
-              above("security.calls.zone-swamped", 30)),
+              ((None, "green"), (30, "orange"), (60, "red"))),
         Latest("Smoke density now, highest fire-alarm panels", "security", "smoke_density",
                "fire", "none", ((None, "green"), (2, "orange"), (5, "red"))),
         Trend("People counted by cameras by zone (max)", S("security", "people_count", "max"),
