@@ -106,20 +106,17 @@ class DevSettings(BaseModel):
 
 
 class GrafanaSettings(BaseModel):
-    """Where `ioc dashboards push` will upload the dashboards (the wall issue, #18). A placeholder:
-    no command reads these settings yet, and nothing here talks to Grafana."""
+    """Where `ioc dashboards push` uploads the dashboards (its --url and --token override)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str = Field(
-        "http://127.0.0.1:3000", description="Grafana's base URL (unused until `dashboards push`)."
-    )
+    url: str = Field("http://127.0.0.1:3000", description="Grafana's base URL.")
     token: SecretStr | None = Field(
-        None, description="A service-account token; preferred over user and password (unused yet)."
+        None, description="A service-account token; preferred over user and password."
     )
-    user: str = Field("admin", description="Basic-auth user when no token is set (unused yet).")
+    user: str = Field("admin", description="Basic-auth user when no token is set.")
     password: SecretStr = Field(
-        SecretStr("admin"), description="Basic-auth password when no token is set (unused yet)."
+        SecretStr("admin"), description="Basic-auth password when no token is set."
     )
 
 
