@@ -5,8 +5,8 @@ built wall (dashboards.wall) is placed where its gridPos puts it; its queries ru
 read-only Grafana role over a fixed range ending now, and the picture follows the panel's type
 (stat, geomap, state-timeline, timeseries) with the colours of its thresholds and mappings.
 
-The queries contain Grafana's macros. `expand_fixed_range` expands the few the wall uses, for a
-fixed range and interval; it is no general expansion (dashboards.grafana_sql is).
+The queries contain Grafana's macros and variables; `expand_fixed_range` expands them as Grafana
+does (dashboards.grafana_sql) for a fixed range and interval.
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from typing import Any
 import psycopg
 
 from dashboards.build import finish
+from dashboards.grafana_sql import (
+    Interval,
+    MacroError,
+    Scope,
+    TimeRange,
+    Variable,
+    VariableError,
+    expand_query,
+    seconds_to_hms,
+)
 from dashboards.wall import wall
 from geo.zones import reference_zone_file
 
@@ -29,43 +39,25 @@ MIN_INTERVAL_S = 60  # the datasource's default minimum interval: SQL panels nev
 
 
 class ExpansionError(ValueError):
-    """A macro or variable this small expansion does not know."""
-
-
-def _literal(t: datetime) -> str:
-    return "'" + t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "'"
-
-
-def _seconds(arg: str, interval_s: int) -> int:
-    arg = arg.strip().strip("'")
-    if arg == "$__interval":
-        return interval_s
-    match = re.fullmatch(r"(\d+)([smhd])", arg)
-    if not match:
-        raise ExpansionError(f"interval {arg!r}")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    """A macro or variable the wall's queries should not hold."""
 
 
 def expand_fixed_range(
     sql: str, start: datetime, end: datetime, interval_s: int, zones: Sequence[str] = ()
 ) -> str:
-    """Expand $__timeFilter(c), $__timeFrom(), $__timeTo(), $__timeGroupAlias(c, i),
-    $__interval_ms, $__interval and ${zone:sqlstring} (every zone) as Grafana's PostgreSQL
-    datasource does with the TimescaleDB option; anything else is an error."""
-    lo, hi = _literal(start), _literal(end)
-    out = re.sub(r"\$__timeFilter\(([^)]*)\)", rf"\1 BETWEEN {lo} AND {hi}", sql)
-    out = out.replace("$__timeFrom()", lo).replace("$__timeTo()", hi)
-    out = re.sub(
-        r"\$__timeGroupAlias\(([^,]+),([^)]*)\)",
-        lambda m: (
-            f"time_bucket('{_seconds(m.group(2), interval_s)}.000s',{m.group(1)}) AS \"time\""
-        ),
-        out,
+    """A query as Grafana's PostgreSQL datasource (TimescaleDB option on) runs it over a fixed
+    range with a fixed interval (dashboards.grafana_sql), the `zone` variable set to `zones` (no
+    zone: a value that matches none). A macro Grafana does not know, or a variable left over, is
+    an ExpansionError."""
+    scope = Scope(
+        variables={"zone": Variable("zone", list(zones) or ["-"], multi=True)},
+        time_range=TimeRange(start, end),
+        interval=Interval(interval_s * 1000, seconds_to_hms(interval_s)),
     )
-    out = out.replace("$__interval_ms", str(interval_s * 1000))
-    out = out.replace("$__interval", f"{interval_s}s")
-    quoted = ",".join("'" + z.replace("'", "''") + "'" for z in zones) or "NULL"
-    out = out.replace("${zone:sqlstring}", quoted)
+    try:
+        out = expand_query(sql, scope, timescaledb=True).sql
+    except (MacroError, VariableError) as exc:
+        raise ExpansionError(str(exc)) from None
     left = re.search(r"\$__\w+|\$\{[^}]*\}", out)
     if left:
         raise ExpansionError(f"cannot expand {left.group(0)}")

@@ -174,5 +174,8 @@ def test_fixed_range_expansion_follows_grafana() -> None:
     assert expand("zone_id IN (${zone:sqlstring})", start, end, 60, ["a", "o'b"]) == (
         "zone_id IN ('a','o''b')"
     )
+    assert expand("$__unixEpochFilter(t)", start, end, 60) == "t >= 1523556000 AND t <= 1523556300"
     with pytest.raises(ExpansionError):
-        expand("$__unixEpochFilter(t)", start, end, 60)
+        expand("$__nope(t)", start, end, 60)  # unknown to Grafana too
+    with pytest.raises(ExpansionError):
+        expand("WHERE x = ${other}", start, end, 60)  # a variable the wall does not define
