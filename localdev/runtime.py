@@ -545,7 +545,10 @@ class LocalPostgres:
                     )
                 )
             conn.execute(
-                sql.SQL("grant connect on database {} to {}").format(
+                sql.SQL("revoke all on database {} from public").format(sql.Identifier(db.name))
+            )
+            conn.execute(
+                sql.SQL("grant connect, temporary on database {} to {}").format(
                     sql.Identifier(db.name),
                     sql.SQL(", ").join(sql.Identifier(u) for u in db.users()[1:]),
                 )
