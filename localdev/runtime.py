@@ -531,9 +531,13 @@ class LocalPostgres:
                     "select 1 from pg_roles where rolname = %s", (user,)
                 ).fetchone()
                 verb = "alter" if exists else "create"
+                # a SCRAM verifier made here: the password itself never reaches the server
+                verifier = conn.pgconn.encrypt_password(
+                    password.get_secret_value().encode(), user.encode(), b"scram-sha-256"
+                )
                 conn.execute(
                     sql.SQL(verb + " role {} with login password {}").format(
-                        sql.Identifier(user), sql.Literal(password.get_secret_value())
+                        sql.Identifier(user), sql.Literal(verifier.decode())
                     )
                 )
             if not conn.execute(
