@@ -22,7 +22,7 @@ from paging.model import RouteMatch
 from paging.oncall import on_call
 from rules import RuleError
 from rules.model import parse_duration
-from sinks.connect import connect_problem
+from sinks.connect import connect_problem, refused_logins
 from streams.settings import Settings
 
 paging_app = typer.Typer(help="The paging file: check, show.", no_args_is_help=True)
@@ -38,6 +38,8 @@ def notifier_command(ctx: typer.Context) -> None:
         context = build_context(settings)
     except (PagingError, RuleError) as exc:
         raise fail("cannot start the notifier:\n  " + "\n  ".join(exc.problems), code=2) from None
+    if refused := refused_logins(settings.db, ("notifier",)):
+        raise fail("cannot start the notifier: " + "; ".join(refused))
 
     async def main() -> None:
         notifier = Notifier(settings, context)

@@ -17,6 +17,9 @@ import psycopg
 from sinks.config import DatabaseSettings, Role
 
 AUTH_FAILED = "password authentication failed"
+# What a login refused for good says (a server that is down or starting is not among them).
+REFUSED_LOGIN = (AUTH_FAILED, "does not exist", "is not permitted to log in",
+                 "permission denied for database", "no pg_hba.conf entry")  # fmt: skip
 
 
 def password_setting(role: Role) -> str:
@@ -64,3 +67,20 @@ def connect(db: DatabaseSettings, role: Role, **kwargs: Any) -> psycopg.Connecti
         return psycopg.connect(db.conninfo(role), **kwargs)
     except psycopg.OperationalError as exc:
         raise psycopg.OperationalError(connect_problem(exc, db, role)) from None
+
+
+def refused_logins(db: DatabaseSettings, roles: tuple[Role, ...]) -> list[str]:
+    """Log in once as each role; the problems of those the server refused for good.
+
+    For a service's start: a wrong or expired password, or a missing role, stops it at once with
+    the reason, instead of retrying forever. A server that cannot be reached is not a refusal:
+    the services wait for the database.
+    """
+    problems = []
+    for role in roles:
+        try:
+            psycopg.connect(db.conninfo(role)).close()
+        except psycopg.OperationalError as exc:
+            if any(marker in str(exc) for marker in REFUSED_LOGIN):
+                problems.append(connect_problem(exc, db, role))
+    return problems

@@ -28,7 +28,7 @@ from sinks.config import Role
 from sinks.connect import connect, connect_problem
 from sinks.migrate import migrate
 from streams.settings import Settings
-from tests.support.database import scratch_database
+from tests.support.database import free_port, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -259,6 +259,17 @@ def test_an_expired_password_says_so(settings: Settings, superuser: str) -> None
         out = " ".join((done.stdout + done.stderr).split())
         assert f"the password of role {user} expired at" in out
         assert password not in done.stdout + done.stderr
+
+        # A service refuses to start on it, saying why, rather than retrying forever.
+        env |= {"IOC_STREAM__WEB_PORT": str(free_port())}
+        worker = subprocess.run(
+            [sys.executable, "-m", "ioc", "worker"], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert worker.returncode == 1
+        said = " ".join(worker.stderr.split())
+        assert "cannot start the worker: cannot connect" in said
+        assert f"the password of role {user} expired at" in said
     finally:
         with psycopg.connect(superuser, autocommit=True) as conn:
             conn.execute(
