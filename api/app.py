@@ -237,7 +237,7 @@ def incident_out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, ruleset: RuleSet, pool: ConnectionPool | None = None) -> FastAPI:
-    """The API on a connection pool for the ingest role (opened here unless given)."""
+    """The API on a connection pool for the api role (opened here unless given)."""
     api_settings = settings.api
     if api_settings.token_key is None:
         raise ValueError("IOC_API__TOKEN_KEY must be set (the key API tokens are hashed with)")
@@ -246,7 +246,7 @@ def create_app(settings: Settings, ruleset: RuleSet, pool: ConnectionPool | None
     domains = {rule.id: "compound" if isinstance(rule, Correlation) else rule.domain
                for rule in ruleset}  # fmt: skip
     connections = pool or ConnectionPool(
-        settings.db.conninfo("ingest"), min_size=1, max_size=4, open=False,
+        settings.db.conninfo("api"), min_size=1, max_size=4, open=False,
         kwargs={"autocommit": True}, timeout=5,
     )  # fmt: skip
     limiter = RateLimiter(api_settings.rate_per_minute)

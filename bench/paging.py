@@ -277,7 +277,7 @@ WHERE i.rule_id = %s AND i.entity_id LIKE %s"""
 
 def fill(run: Run, bench: Bench, mails: list[Mail]) -> None:
     by_id = {str(m.message["X-IOC-Notification-Id"]): m for m in mails}
-    with psycopg.connect(run.conninfo()) as conn:
+    with psycopg.connect(run.conninfo("notifier")) as conn:  # reads pages: the notifier's tables
         rows = conn.execute(TIMES, (RULE, f"{bench.tag}-%")).fetchall()
     for entity, incident, routed, nid, kind, page, sent in rows:
         sample = bench.by_entity.get(entity)

@@ -72,6 +72,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -87,7 +88,7 @@ from simulator.generate import Simulation  # noqa: E402
 from simulator.produce import produce  # noqa: E402
 from sinks.migrate import migrate  # noqa: E402
 from streams.faust_ext import faust_datadir  # noqa: E402
-from streams.kafka_io import create_topics  # noqa: E402
+from streams.kafka_io import connect_options, create_topics  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from tests.support.database import free_port, scratch_database  # noqa: E402
 
@@ -180,7 +181,7 @@ async def wait_drained(
 ) -> float:
     """When `group` has committed all `total` messages of the run's (fresh, fully produced)
     topics. One admin client, polled every 0.5 s: the poller must not steal the CPU it measures."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=run.settings.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**connect_options(run.settings.kafka))  # SASL/TLS if set
     await admin.start()
     topics = set(run.topics)
     try:
@@ -188,7 +189,10 @@ async def wait_drained(
         while time.monotonic() < deadline:
             if child is not None and not child.running():
                 raise child_failed(child, f"group {group} not drained")
-            offsets = await admin.list_consumer_group_offsets(group)
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+            except GroupCoordinatorNotAvailableError:  # a fresh cluster's offsets topic
+                offsets = {}
             if sum(o.offset for tp, o in offsets.items() if tp.topic in topics) >= total:
                 return time.monotonic()
             await asyncio.sleep(0.5)
@@ -252,9 +256,10 @@ def missing_for(only: set[str], profile: Path | None) -> list[str]:
 
 # -- (a) our pipeline ----------------------------------------------------------------------------
 async def run_ours(
-    run: Run, n: int, profile: Path | None, extra_env: dict[str, str], key: str = "a"
-) -> float:
-    group = f"bench-ours-{key}-{uuid.uuid4().hex[:6]}"
+    run: Run, n: int, profile: Path | None, extra_env: dict[str, str], key: str = "a",
+    group: str | None = None,
+) -> float:  # fmt: skip
+    group = group or f"bench-ours-{key}-{uuid.uuid4().hex[:6]}"
     FAUST_GROUPS.append(group)
     port = free_port()
     env = run.env(group, IOC_STREAM__WEB_PORT=str(port), **extra_env)

@@ -15,6 +15,7 @@ from api.app import create_app, wrap
 from api.store import TokenError, create_token, list_tokens, revoke_token
 from ioc.console import console, err_console, fail, settings_from
 from rules import RuleError, load_rules
+from sinks.connect import connect_problem, refused_logins
 from streams.settings import Settings
 
 api_app = typer.Typer(help="The incident API.", no_args_is_help=True)
@@ -24,9 +25,9 @@ OPENAPI = Path("docs/api/openapi.json")
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(settings.db.conninfo("ingest"))
+        return psycopg.connect(settings.db.conninfo("api"))
     except psycopg.OperationalError as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
+        raise fail(connect_problem(exc, settings.db, "api")) from None
 
 
 def _token_key(settings: Settings) -> bytes:
@@ -46,6 +47,8 @@ def serve(ctx: typer.Context) -> None:
         ruleset = load_rules(settings.rules)
     except RuleError as exc:
         raise fail("invalid rules:\n  " + "\n  ".join(exc.problems), code=2) from None
+    if refused := refused_logins(settings.db, ("api",)):
+        raise fail("cannot start the API: " + "; ".join(refused))
     app = wrap(create_app(settings, ruleset), settings)
     # uvicorn's access log prints raw paths, which hold link tokens: the app logs routes instead
     uvicorn.run(app, host=settings.api.host, port=settings.api.port, access_log=False,

@@ -1,4 +1,4 @@
-"""`ioc db migrate | info | maintain | rezone`: the storage layer (sinks/) from the command line."""
+"""`ioc db migrate | info | maintain | rezone | check`: the storage layer (sinks/) from the command line."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from rich.table import Table
 
 from geo.zones import ZoneFileError, ZoneIndex
 from ioc.console import console, fail, settings_from
+from sinks.config import ROLES
+from sinks.connect import connect_problem, password_expiry
 from sinks.maintenance import maintain
 from sinks.migrate import MigrationError, database_info, migrate
 from sinks.rezone import ZoneRow, rezone
@@ -25,9 +27,34 @@ def _connect(ctx: typer.Context) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(settings.db.conninfo("owner"), autocommit=True)
     except psycopg.OperationalError as exc:
         raise fail(
-            f"cannot connect to PostgreSQL at {settings.db.host}:{settings.db.port} as "
-            f"{settings.db.owner_user} ({str(exc).strip()}); start it with `ioc dev up`"
+            f"{connect_problem(exc, settings.db, 'owner')} (local runtime: `ioc dev up`)"
         ) from None
+
+
+@db_app.command("check")
+def check_command(ctx: typer.Context) -> None:
+    """Connect as every role: whether it logs in, over TLS or not, and when its password expires.
+
+    Exits 1 if a role cannot connect, saying why (an expired password by name)."""
+    settings = settings_from(ctx)
+    table = Table("role", "user", "connects", "tls", "password valid until")
+    failed = []
+    for role in ROLES:
+        user = settings.db.user(role)
+        try:
+            with psycopg.connect(settings.db.conninfo(role), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+                ).fetchone()
+            tls = f"{row[1]}" if row and row[0] else "no"
+            expiry = password_expiry(settings.db, role)
+            table.add_row(role, user, "yes", tls, expiry.isoformat() if expiry else "-")
+        except psycopg.OperationalError as exc:
+            failed.append(connect_problem(exc, settings.db, role))
+            table.add_row(role, user, "NO", "-", "-")
+    console.print(table)
+    if failed:
+        raise fail("; ".join(failed))
 
 
 @db_app.command("migrate")

@@ -22,6 +22,7 @@ from paging.model import RouteMatch
 from paging.oncall import on_call
 from rules import RuleError
 from rules.model import parse_duration
+from sinks.connect import connect_problem, refused_logins
 from streams.settings import Settings
 
 paging_app = typer.Typer(help="The paging file: check, show.", no_args_is_help=True)
@@ -37,6 +38,8 @@ def notifier_command(ctx: typer.Context) -> None:
         context = build_context(settings)
     except (PagingError, RuleError) as exc:
         raise fail("cannot start the notifier:\n  " + "\n  ".join(exc.problems), code=2) from None
+    if refused := refused_logins(settings.db, ("notifier",)):
+        raise fail("cannot start the notifier: " + "; ".join(refused))
 
     async def main() -> None:
         notifier = Notifier(settings, context)
@@ -89,9 +92,9 @@ def paging_show(ctx: typer.Context) -> None:
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(settings.db.conninfo("ingest"))
+        return psycopg.connect(settings.db.conninfo("notifier"))
     except psycopg.OperationalError as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
+        raise fail(connect_problem(exc, settings.db, "notifier")) from None
 
 
 def _aware(value: datetime | None, option: str) -> datetime | None:

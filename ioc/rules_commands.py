@@ -16,6 +16,7 @@ from ioc.console import console, fail, settings_from
 from rules import RuleError, RuleSet, load_rule_files, load_rules
 from rules.engine import Observation, Outcome, apply, group, type_name
 from rules.load import directory_files
+from sinks.connect import connect_problem
 from sinks.incidents import IncidentActionError, act
 from streams.settings import Settings
 
@@ -150,9 +151,9 @@ def replay_command(
 
 def _connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(settings.db.conninfo("ingest"))
+        return psycopg.connect(settings.db.conninfo("api"))
     except psycopg.OperationalError as exc:
-        raise fail(f"cannot reach the database: {exc}") from None
+        raise fail(connect_problem(exc, settings.db, "api")) from None
 
 
 @incidents_app.command("list")

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from rich.table import Table
 
 from ioc.console import check_kafka, console, fail, settings_from
+from sinks.connect import refused_logins
 from streams.dlq import (
     DeadLetter,
     dlq_topic,
@@ -55,6 +56,8 @@ def worker_command(
             "another worker on this machine; give each worker its own IOC_STREAM__WEB_PORT",
             code=2,
         )
+    if refused := refused_logins(settings.db, ("ingest", "owner")):
+        raise fail("cannot start the worker: " + "; ".join(refused))
     try:
         app, _pipeline = build(settings)
     except FrameworkVersionError as exc:

@@ -43,6 +43,7 @@ from localdev.kafka_secure import (
     principals,
     wait_acls,
 )
+from sinks.config import ROLES
 from streams.kafka_io import Brokers, connect_options
 from streams.net import port_is_free
 from streams.pipeline import registry_for
@@ -412,6 +413,12 @@ class LocalPostgres:
         self.data = home / "data"
         self.run_dir = home / "run"
         self.log_file = home / "postgres.log"
+        self.tls = home / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA's certificate: IOC_DB__SSLROOTCERT for IOC_DB__SSLMODE=verify-full."""
+        return self.tls / "ca.crt"
 
     def _relocate_if_unreachable(self) -> None:
         """Run as root, the cluster belongs to the `postgres` user, who must be able to reach it.
@@ -487,8 +494,49 @@ class LocalPostgres:
         )  # fmt: skip
         return True
 
+    def make_certificates(self) -> bool:
+        """A local CA and a server certificate it signs (for localhost and 127.0.0.1), made once
+        with openssl under <pg>/tls/: clients verify the server with sslmode=verify-full and
+        sslrootcert=ca.crt. Returns True if they were made now."""
+        server_crt, server_key = self.tls / "server.crt", self.tls / "server.key"
+        if server_crt.exists() and server_key.exists() and self.ca_file.exists():
+            return False
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeProblem("openssl not found: it makes the local TLS certificates")
+        self.tls.mkdir(parents=True, exist_ok=True)
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        extensions = self.tls / "server.ext"
+        extensions.write_text(
+            "subjectAltName = DNS:localhost, IP:127.0.0.1\n"
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature, keyEncipherment\n"
+            "extendedKeyUsage = serverAuth\n"
+        )
+        steps = [
+            [openssl, "req", "-x509", *key, "-days", "3650", "-subj", "/CN=ioc local CA",
+             "-keyout", self.tls / "ca.key", "-out", self.ca_file],
+            [openssl, "req", *key, "-subj", "/CN=localhost", "-keyout", server_key,
+             "-out", self.tls / "server.csr"],
+            [openssl, "x509", "-req", "-in", self.tls / "server.csr", "-CA", self.ca_file,
+             "-CAkey", self.tls / "ca.key", "-CAcreateserial", "-days", "825",
+             "-extfile", extensions, "-out", server_crt],
+        ]  # fmt: skip
+        for step in steps:
+            done = subprocess.run([str(a) for a in step], capture_output=True, text=True,
+                                  check=False)  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeProblem(f"openssl failed: {done.stderr[-1500:]}")
+        for private in (self.tls / "ca.key", server_key):
+            private.chmod(0o600)
+        self._own(self.tls, server_key, server_crt, self.ca_file)
+        log.info("postgres.tls_certificates", ca=str(self.ca_file))
+        return True
+
     def write_config(self) -> None:
-        """Our settings go in an include file, rewritten on every start (port etc. from Settings)."""
+        """Our settings go in an include file, rewritten on every start (port etc. from Settings);
+        pg_hba.conf too: trust on the Unix socket (the superuser, for `ioc dev up`),
+        scram-sha-256 for every TCP connection, with or without TLS."""
         conf = self.data / "postgresql.conf"
         include = "include_if_exists = 'ioc.conf'"
         if include not in conf.read_text():
@@ -510,8 +558,20 @@ class LocalPostgres:
             "log_min_duration_statement = 2000\n"
             "log_line_prefix = '%m [%p] %q%u@%d '\n"
             "timezone = 'UTC'\n"
+            "password_encryption = 'scram-sha-256'\n"
+            "ssl = on\n"
+            f"ssl_cert_file = '{self.tls / 'server.crt'}'\n"
+            f"ssl_key_file = '{self.tls / 'server.key'}'\n"
+            "ssl_min_protocol_version = 'TLSv1.2'\n"
         )
-        self._own(self.data / "ioc.conf")
+        (self.data / "pg_hba.conf").write_text(
+            "# written by `ioc dev up`: the superuser over the socket, every role over TCP with\n"
+            "# a SCRAM password (TLS when the client asks: IOC_DB__SSLMODE)\n"
+            "local  all  all                 trust\n"
+            "host   all  all  127.0.0.1/32   scram-sha-256\n"
+            "host   all  all  ::1/128        scram-sha-256\n"
+        )
+        self._own(self.data / "ioc.conf", self.data / "pg_hba.conf")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._own(self.run_dir)
 
@@ -532,6 +592,7 @@ class LocalPostgres:
             raise taken_port_error(self.port, "PostgreSQL", "IOC_DB__PORT")
         self.install()
         self.init_cluster()
+        self.make_certificates()
         self.write_config()
         if not self.log_file.exists():
             self.log_file.touch()
@@ -567,15 +628,19 @@ class LocalPostgres:
 
         db = self.settings.db
         with psycopg.connect(self.superuser_conninfo(), autocommit=True) as conn:
-            for role in ("owner", "ingest", "grafana"):
+            for role in ROLES:
                 user, password = db.credentials(role)
                 exists = conn.execute(
                     "select 1 from pg_roles where rolname = %s", (user,)
                 ).fetchone()
                 verb = "alter" if exists else "create"
+                # a SCRAM verifier made here: the password itself never reaches the server
+                verifier = conn.pgconn.encrypt_password(
+                    password.get_secret_value().encode(), user.encode(), b"scram-sha-256"
+                )
                 conn.execute(
                     sql.SQL(verb + " role {} with login password {}").format(
-                        sql.Identifier(user), sql.Literal(password.get_secret_value())
+                        sql.Identifier(user), sql.Literal(verifier.decode())
                     )
                 )
             if not conn.execute(
@@ -587,10 +652,12 @@ class LocalPostgres:
                     )
                 )
             conn.execute(
-                sql.SQL("grant connect on database {} to {}, {}").format(
+                sql.SQL("revoke all on database {} from public").format(sql.Identifier(db.name))
+            )
+            conn.execute(
+                sql.SQL("grant connect, temporary on database {} to {}").format(
                     sql.Identifier(db.name),
-                    sql.Identifier(db.ingest_user),
-                    sql.Identifier(db.grafana_user),
+                    sql.SQL(", ").join(sql.Identifier(u) for u in db.users()[1:]),
                 )
             )
         with psycopg.connect(self.superuser_conninfo(db.name), autocommit=True) as conn:

@@ -64,7 +64,7 @@ class Notifier:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
-            self.settings.db.conninfo("ingest"), autocommit=True
+            self.settings.db.conninfo("notifier"), autocommit=True
         )
         if not self.ctx.zone_names:
             async with conn.cursor() as cur:
@@ -121,7 +121,7 @@ class Notifier:
         while not self.stopping.is_set():
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self.settings.db.conninfo("ingest"), autocommit=True
+                    self.settings.db.conninfo("notifier"), autocommit=True
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")

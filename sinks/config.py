@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-Role = Literal["owner", "ingest", "grafana"]
+Role = Literal["owner", "ingest", "grafana", "notifier", "api"]
+ROLES: tuple[Role, ...] = ("owner", "ingest", "grafana", "notifier", "api")
 Flavour = Literal["postgres", "timescale"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
 class DatabaseSettings(BaseModel):
     """Where the database is and how each role connects.
 
-    Three roles, least privilege: `owner` runs migrations, `ingest` writes what the pipeline
-    writes, `grafana` reads what the panels read.
+    One role per job, least privilege (the grants are in sinks/migrations/): `owner` owns the
+    schema and runs migrations and maintenance; `ingest` writes what the pipeline writes; `grafana`
+    reads what the panels read; `notifier` pages from the outbox; `api` serves people's actions
+    on incidents (the API, its tokens and links, `ioc incidents`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -30,6 +35,18 @@ class DatabaseSettings(BaseModel):
     ingest_password: SecretStr = SecretStr("ioc-ingest-dev")
     grafana_user: str = "ioc_grafana"
     grafana_password: SecretStr = SecretStr("ioc-grafana-dev")
+    notifier_user: str = "ioc_notifier"
+    notifier_password: SecretStr = SecretStr("ioc-notifier-dev")
+    api_user: str = "ioc_api"
+    api_password: SecretStr = SecretStr("ioc-api-dev")
+    sslmode: SslMode = Field(
+        "prefer",
+        description="libpq sslmode: verify-full checks the server's certificate against "
+        "sslrootcert and its name against host; prefer (libpq's default) tries TLS, unverified.",
+    )
+    sslrootcert: Path | None = Field(
+        None, description="The CA certificate (PEM) that verify-ca / verify-full trust."
+    )
     connect_timeout_s: float = Field(5.0, gt=0)
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(4, ge=1)
@@ -39,13 +56,23 @@ class DatabaseSettings(BaseModel):
             "owner": (self.owner_user, self.owner_password),
             "ingest": (self.ingest_user, self.ingest_password),
             "grafana": (self.grafana_user, self.grafana_password),
+            "notifier": (self.notifier_user, self.notifier_password),
+            "api": (self.api_user, self.api_password),
         }[role]
+
+    def user(self, role: Role) -> str:
+        return self.credentials(role)[0]
+
+    def users(self) -> list[str]:
+        """Every role's name, the owner first."""
+        return [self.user(role) for role in ROLES]
 
     def conninfo(self, role: Role = "owner", *, dbname: str | None = None) -> str:
         """A libpq connection string for `role`, with the password in it (never log it)."""
         from psycopg.conninfo import make_conninfo
 
         user, password = self.credentials(role)
+        tls = {"sslrootcert": str(self.sslrootcert)} if self.sslrootcert else {}
         return make_conninfo(
             host=self.host,
             port=self.port,
@@ -54,6 +81,8 @@ class DatabaseSettings(BaseModel):
             password=password.get_secret_value(),
             connect_timeout=max(1, round(self.connect_timeout_s)),
             application_name=f"ioc-{role}",
+            sslmode=self.sslmode,
+            **tls,
         )
 
 

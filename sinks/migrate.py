@@ -122,6 +122,8 @@ def migration_parameters(db: DatabaseSettings, storage: StorageSettings) -> dict
         "ioc.owner_role": db.owner_user,
         "ioc.ingest_role": db.ingest_user,
         "ioc.grafana_role": db.grafana_user,
+        "ioc.notifier_role": db.notifier_user,
+        "ioc.api_role": db.api_user,
         "ioc.chunk_interval": seconds(storage.chunk_interval),
         "ioc.raw_retention": seconds(storage.raw_retention),
         "ioc.aggregate_retention": seconds(storage.aggregate_retention),
@@ -170,7 +172,7 @@ def check_applied(applied: list[Applied], migrations: list[Migration], flavour: 
 
 
 def missing_roles(conn: psycopg.Connection[Any], db: DatabaseSettings) -> list[str]:
-    names = [db.owner_user, db.ingest_user, db.grafana_user]
+    names = db.users()
     rows = conn.execute(
         "SELECT r FROM unnest(%s::text[]) AS r WHERE r NOT IN (SELECT rolname FROM pg_roles)",
         (names,),

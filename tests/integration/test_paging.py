@@ -431,7 +431,7 @@ async def test_quiet_hours_hold_a_low_page_until_morning_and_never_a_critical_on
         ctx = Context(parse_paging(paging_yaml(wait="0s", quiet=quiet), "p.yaml"), h.settings.paging,
                       load_rule_files([("r.yaml", text)]))  # fmt: skip
         conn = await psycopg.AsyncConnection.connect(
-            h.settings.db.conninfo("ingest"), autocommit=True
+            h.settings.db.conninfo("notifier"), autocommit=True
         )
         async with conn:
             assert await route_once(conn, ctx, night) == 2
@@ -444,7 +444,7 @@ async def test_quiet_hours_hold_a_low_page_until_morning_and_never_a_critical_on
         ctx = Context(parse_paging(paging_yaml(wait="0s", quiet=quiet), "p.yaml"), h.settings.paging,
                       load_rule_files([("r.yaml", rules("low"))]))  # fmt: skip
         conn = await psycopg.AsyncConnection.connect(
-            h.settings.db.conninfo("ingest"), autocommit=True
+            h.settings.db.conninfo("notifier"), autocommit=True
         )
         async with conn:
             await route_once(conn, ctx, night)

@@ -115,6 +115,7 @@ def test_migrate_from_empty_then_again_is_a_no_op(settings: Settings, superuser:
             "0006_paging (shared)",
             "0007_api (shared)",
             "0008_grafana_reads (shared)",
+            "0009_service_roles (shared)",
         ]
         tables = {
             r[0]

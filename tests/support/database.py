@@ -37,7 +37,7 @@ class DatabaseUnavailable(Exception):
 def scratch_database(
     superuser_conninfo: str, db: DatabaseSettings, prefix: str = "ioc_test"
 ) -> Iterator[str]:
-    """Create an empty database owned by the owner role (connect granted to the other two),
+    """Create an empty database owned by the owner role (connect granted to the other roles),
     yield its name, drop it afterwards (connections forced off)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
@@ -47,10 +47,9 @@ def scratch_database(
             )
         )
         conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(name),
-                sql.Identifier(db.ingest_user),
-                sql.Identifier(db.grafana_user),
+                sql.SQL(", ").join(sql.Identifier(u) for u in db.users()[1:]),
             )
         )
     try:
@@ -164,10 +163,10 @@ class PGliteServer:
 
 
 def create_roles(conn: psycopg.Connection[Any], db: DatabaseSettings) -> None:
-    """The three platform roles, without login (for the PGlite instance, where the session user
+    """The platform's roles, without login (for the PGlite instance, where the session user
     is always `postgres`; grants are still made and checked)."""
     with conn:
-        for user in (db.owner_user, db.ingest_user, db.grafana_user):
+        for user in db.users():
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(user)))

@@ -21,6 +21,7 @@ from typer.main import get_command
 from ioc.cli import app
 from notifier.service import build_context
 from paging.load import PagingError, check_file, load_paging
+from sinks.config import ROLES
 from streams.settings import DevSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +46,13 @@ PASSED_THROUGH = (SECRETS, "IOC_API__TOKEN_KEY", "IOC_API__LINK_KEY")
 
 
 def resolve_default(value: str) -> str:
-    """${NAME:-default} -> default, as compose does when NAME is unset."""
-    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value))
+    """${NAME:-default} -> default, as compose does when NAME is unset; ${NAME:?message} (a
+    value the operator must set) -> a stand-in, as the operator's shell would set it."""
+    value = re.sub(r"\$\{([A-Z0-9_]+):\?[^}]*\}", r"set-by-operator-\1", str(value))
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
+
+
+REQUIRED = re.compile(r"^\$\{([A-Z0-9_]+):\?[^}]+\}$")
 
 
 def placeholder(var: str) -> str:
@@ -75,13 +81,36 @@ def test_every_ioc_variable_is_a_valid_setting(
             clean_env.delenv(var)
 
 
-def test_database_and_grafana_share_the_same_role_passwords(compose: dict[str, Any]) -> None:
-    worker_env = compose["services"]["worker"]["environment"]
-    db_env = compose["services"]["timescaledb"]["environment"]
-    grafana_env = compose["services"]["grafana"]["environment"]
-    for var in ("IOC_DB__OWNER_PASSWORD", "IOC_DB__INGEST_PASSWORD", "IOC_DB__GRAFANA_PASSWORD"):
-        assert db_env[var] == worker_env[var]
-    assert grafana_env["IOC_DB__GRAFANA_PASSWORD"] == worker_env["IOC_DB__GRAFANA_PASSWORD"]
+def test_every_password_must_be_set_and_each_service_gets_only_its_own(
+    compose: dict[str, Any],
+) -> None:
+    """No password has a default: each is `${ITS_OWN_NAME:?message}`, so compose refuses to start
+    without it. The database gets every role's (its initdb creates the roles); a service gets the
+    passwords of the roles it connects as and no other."""
+    passwords = {
+        service: {var for var in svc.get("environment", {}) if var.endswith("PASSWORD")}
+        for service, svc in compose["services"].items()
+    }
+    for service, svc in compose["services"].items():
+        for var in passwords[service]:
+            found = REQUIRED.match(str(svc["environment"][var]))
+            assert found and found.group(1) == var, f"{service}: {var} is not ${{{var}:?...}}"
+    roles = {f"IOC_DB__{role.upper()}_PASSWORD" for role in ROLES}
+    assert passwords == {
+        "kafka": set(),
+        "timescaledb": roles | {"POSTGRES_PASSWORD"},
+        "migrate": {"IOC_DB__OWNER_PASSWORD"},
+        "topics": set(),
+        "worker": {"IOC_DB__INGEST_PASSWORD", "IOC_DB__OWNER_PASSWORD"},  # owner: maintenance
+        "notifier": {"IOC_DB__NOTIFIER_PASSWORD"},
+        "api": {"IOC_DB__API_PASSWORD"},
+        "simulator": set(),
+        "grafana": {"IOC_DB__GRAFANA_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"},
+    }
+    initdb = (ROOT / "deploy/compose/initdb/10-roles.sh").read_text()
+    for role in ROLES:
+        assert f"CREATE ROLE ioc_{role} LOGIN PASSWORD :'{role}_pw'" in initdb
+        assert f'{role}_pw="$IOC_DB__{role.upper()}_PASSWORD"' in initdb
 
 
 def resolve(command: list[str]) -> tuple[Any, list[str], list[str]]:

@@ -57,10 +57,10 @@ def test_errors_are_sorted_in_one_place(exc: BaseException, kind: ErrorKind) -> 
 def test_each_flavour_gets_shared_and_its_own_migrations() -> None:
     pg = load_migrations("postgres")
     ts = load_migrations("timescale")
-    shared = ["shared"] * 5  # 0004 .. 0008
+    shared = ["shared"] * 6  # 0004 .. 0009
     assert [m.folder for m in pg] == ["shared", "postgres", "postgres", *shared]
     assert [m.folder for m in ts] == ["shared", "timescale", "timescale", *shared]
-    assert [m.version for m in pg] == [m.version for m in ts] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [m.version for m in pg] == [m.version for m in ts] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert pg[0] == ts[0] and pg[3:] == ts[3:]
     with pytest.raises(MigrationError):
         load_migrations("oracle")  # type: ignore[arg-type]
