@@ -1,9 +1,10 @@
 """No secret anywhere it should not be.
 
 A recognisable value is planted in every secret setting: the five database roles' passwords
-(roles made for this test, so the value really is the password), every paging secret (apprise
-URLs with a password in them), the API's token_key and link_key, Grafana's password and token.
-Kafka has no secret setting on this branch. Then the demo's path runs in-process on the real
+(roles made for this test, so the value really is the password), the Kafka principal's password
+(carried and masked; the broker here is PLAINTEXT, tests/secure/ runs SASL), every paging secret
+(apprise URLs with a password in them), the API's token_key and link_key, Grafana's password and
+token. Then the demo's path runs in-process on the real
 components: the pipeline (rules, incidents, outbox, a poison record to the DLQ, its stats), the
 notifier (pages to a webhook with basic auth, and to targets that cannot be reached), the API
 (tokens, actions, one-tap links and every error path, the database refusing connections), a
@@ -98,9 +99,15 @@ def leak_settings(settings: Settings, superuser: str) -> Iterator[Settings]:
                 "token": SecretStr(planted("grafana-token"))}
     )  # fmt: skip
     try:
-        yield settings.model_copy(
-            update={"db": settings.db.model_copy(update=update), "api": api, "grafana": grafana}
+        # the Kafka principal's password too (the broker here is PLAINTEXT: it is masked and
+        # carried, never sent; tests/secure/ runs the clients with SASL)
+        kafka = settings.kafka.model_copy(
+            update={"username": "ioc-worker", "password": SecretStr(planted("kafka"))}
         )
+        yield settings.model_copy(
+            update={"db": settings.db.model_copy(update=update), "api": api, "grafana": grafana,
+                    "kafka": kafka}
+        )  # fmt: skip
     finally:
         with psycopg.connect(superuser, autocommit=True) as conn:
             for user in users.values():
@@ -116,6 +123,8 @@ def planted_env(settings: Settings) -> dict[str, str]:
         "IOC_API__LINK_KEY": planted("link-key"),
         "IOC_GRAFANA__PASSWORD": planted("grafana-password"),
         "IOC_GRAFANA__TOKEN": planted("grafana-token"),
+        "IOC_KAFKA__USERNAME": "ioc-worker",
+        "IOC_KAFKA__PASSWORD": planted("kafka"),
         "IOC_PAGING__SECRETS__CENTER": f"json://ioc:{planted('center')}@127.0.0.1:9/c",
     }
     return env
