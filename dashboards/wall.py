@@ -136,6 +136,35 @@ def severity_panel() -> dashboard.Panel:
     return panel
 
 
+def _markers(name: str, ref_id: str, *, legend: bool, color: dict[str, object],
+             size: dict[str, object], opacity: float) -> common.MapLayerOptions:  # fmt: skip
+    """A markers layer placed by the `latitude`/`longitude` columns of query `ref_id`."""
+    return (
+        common.MapLayerOptions()
+        .type("markers")
+        .name(name)
+        .filter_data({"id": "byRefId", "options": ref_id})
+        .location(
+            common.FrameGeometrySource()
+            .mode(cm.FrameGeometrySourceMode.COORDS)
+            .latitude("latitude")
+            .longitude("longitude")
+        )
+        .config(
+            {
+                "showLegend": legend,
+                "style": {
+                    "color": color,
+                    "size": size,
+                    "opacity": opacity,
+                    "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
+                },
+            }
+        )
+        .tooltip(True)
+    )
+
+
 def map_panel() -> geomap.Panel:
     zones_outline = (
         common.MapLayerOptions()
@@ -155,54 +184,15 @@ def map_panel() -> geomap.Panel:
         )
         .tooltip(True)
     )
-    incidents_per_zone = (
-        common.MapLayerOptions()
-        .type("markers")
-        .name("Open incidents per zone")
-        .filter_data({"id": "byRefId", "options": "A"})
-        .location(
-            common.FrameGeometrySource()
-            .mode(cm.FrameGeometrySourceMode.COORDS)
-            .latitude("latitude")
-            .longitude("longitude")
-        )
-        .config(
-            {
-                "showLegend": True,
-                "style": {
-                    "color": {"field": "open_incidents", "fixed": "green"},
-                    "size": {"field": "open_incidents", "fixed": 6, "min": 6, "max": 24},
-                    "opacity": 0.8,
-                    "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
-                },
-            }
-        )
-        .tooltip(True)
-    )
-    sensors = (
-        common.MapLayerOptions()
-        .type("markers")
-        .name("Sensors (latest position)")
-        .filter_data({"id": "byRefId", "options": "B"})
-        .location(
-            common.FrameGeometrySource()
-            .mode(cm.FrameGeometrySourceMode.COORDS)
-            .latitude("latitude")
-            .longitude("longitude")
-        )
-        .config(
-            {
-                "showLegend": False,
-                "style": {
-                    "color": {"fixed": "#b0b0b0"},
-                    "size": {"fixed": 2},
-                    "opacity": 0.6,
-                    "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
-                },
-            }
-        )
-        .tooltip(True)
-    )
+    incidents_per_zone = _markers(
+        "Open incidents per zone", "A", legend=True,
+        color={"field": "open_incidents", "fixed": "green"},
+        size={"field": "open_incidents", "fixed": 6, "min": 6, "max": 24}, opacity=0.8,
+    )  # fmt: skip
+    sensors = _markers(
+        "Sensors (latest position)", "B", legend=False, color={"fixed": "#b0b0b0"},
+        size={"fixed": 2}, opacity=0.6,
+    )  # fmt: skip
     return (
         geomap.Panel()
         .title("Zones by open incidents, sensors' latest positions")
