@@ -39,12 +39,13 @@ import yaml
 from psycopg.rows import dict_row
 from rich.table import Table
 
-from localdev.mail import Mail, MailServer, free_port
+from localdev.mail import Mail, MailServer
 from localdev.processes import ChildCommand, wait_http_ok
 from localdev.runtime import RuntimeProblem
 from paging.load import parse_paging
 from paging.model import Notify, PagingConfig
 from rules.model import parse_duration
+from streams.net import free_port
 from streams.settings import Settings
 
 DEMO_PAGING = Path(__file__).with_name("demo-paging.yaml")

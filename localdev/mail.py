@@ -5,7 +5,6 @@ tests use it too (tests/support/paging.py)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from streams.net import free_port
 
 
 @dataclass
@@ -57,12 +58,6 @@ class _Handler:
         if self.delay:
             await asyncio.sleep(self.delay)  # recorded now, answered later: a slow server
         return "250 OK"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class MailServer:

@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from sinks.config import DatabaseSettings
 from sinks.rows import Batch, EventRow, MeasurementRow
+from streams.net import free_port as free_port  # the tests and benches import it from here
 
 PGLITE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "pglite"
 PGLITE_INSTALL = f"cd {PGLITE_DIR} && npm ci --legacy-peer-deps"
@@ -72,12 +72,6 @@ def one_event_each(measurements: Iterable[MeasurementRow]) -> Batch:
         )  # fmt: skip
         batch.add_event(event, (m,))
     return batch
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PGliteServer:
