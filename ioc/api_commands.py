@@ -6,28 +6,20 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
 import typer
 from pydantic import SecretStr
 from rich.table import Table
 
 from api.app import create_app, wrap
 from api.store import TokenError, create_token, list_tokens, revoke_token
-from ioc.console import console, err_console, fail, settings_from
+from ioc.console import connect, console, err_console, fail, settings_from
 from rules import RuleError, load_rules
-from sinks.connect import connect_problem, refused_logins
+from sinks.connect import refused_logins
 from streams.settings import Settings
 
 api_app = typer.Typer(help="The incident API.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens, one per person.", no_args_is_help=True)
 OPENAPI = Path("docs/api/openapi.json")
-
-
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(settings.db.conninfo("api"))
-    except psycopg.OperationalError as exc:
-        raise fail(connect_problem(exc, settings.db, "api")) from None
 
 
 def _token_key(settings: Settings) -> bytes:
@@ -83,7 +75,7 @@ def tokens_create(
     """Create a token and print it once; only its keyed hash is stored."""
     settings = settings_from(ctx)
     key = _token_key(settings)
-    with _connect(settings) as conn:
+    with connect(settings, "api") as conn:
         try:
             made = create_token(conn, key, name, role, by)
         except TokenError as exc:
@@ -96,7 +88,7 @@ def tokens_create(
 def tokens_list(ctx: typer.Context) -> None:
     """Tokens (never their secrets): id, person, role, created, last used, revoked."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn:
+    with connect(settings, "api") as conn:
         rows = list_tokens(conn)
     table = Table(title=f"{len(rows)} tokens")
     for column in ("id", "name", "role", "created", "last used", "revoked"):
@@ -112,7 +104,7 @@ def tokens_list(ctx: typer.Context) -> None:
 def tokens_revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token at once."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn:
+    with connect(settings, "api") as conn:
         try:
             revoke_token(conn, token_id)
         except TokenError as exc:

@@ -1,4 +1,5 @@
-"""What every `ioc` sub-command shares: the consoles, the error exit, the loaded settings.
+"""What every `ioc` sub-command shares: the consoles, the error exit, the loaded settings, a
+database connection as one role.
 
 The command modules import this, never `ioc.cli` (the root that imports them).
 """
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
+import psycopg
 import typer
 from rich.console import Console
 
+from sinks.config import Role
+from sinks.connect import connect_problem
 from streams.settings import Settings
 
 # Wide enough for tables when output goes to a file or a CI log rather than a terminal.
@@ -42,3 +47,14 @@ def check_kafka(settings: Settings) -> None:
         return  # the command's own retries and messages handle a broker that is away
     except KafkaAccessProblem as exc:
         raise fail(str(exc)) from None
+
+
+def connect(
+    settings: Settings, role: Role, *, hint: str = "", **kwargs: Any
+) -> psycopg.Connection[Any]:
+    """A connection to the database as `role`; if it fails, exit 1 saying why (an expired
+    password, a refused login, an unreachable server: sinks.connect)."""
+    try:
+        return psycopg.connect(settings.db.conninfo(role), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise fail(connect_problem(exc, settings.db, role) + hint) from None

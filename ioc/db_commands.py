@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import psycopg
@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from geo.zones import ZoneFileError, ZoneIndex
-from ioc.console import console, fail, settings_from
+from ioc.console import connect, console, fail, settings_from
 from sinks.config import ROLES
 from sinks.connect import connect_problem, password_expiry
 from sinks.maintenance import maintain
@@ -21,14 +21,9 @@ from sinks.rezone import ZoneRow, rezone
 db_app = typer.Typer(help="Database schema, status and housekeeping.", no_args_is_help=True)
 
 
-def _connect(ctx: typer.Context) -> psycopg.Connection[tuple[object, ...]]:
-    settings = settings_from(ctx)
-    try:
-        return psycopg.connect(settings.db.conninfo("owner"), autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise fail(
-            f"{connect_problem(exc, settings.db, 'owner')} (local runtime: `ioc dev up`)"
-        ) from None
+def _connect(ctx: typer.Context) -> psycopg.Connection[Any]:
+    return connect(settings_from(ctx), "owner", hint=" (local runtime: `ioc dev up`)",
+                   autocommit=True)  # fmt: skip
 
 
 @db_app.command("check")

@@ -7,14 +7,13 @@ import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import psycopg
 import typer
 from psycopg.rows import dict_row
 from rich.table import Table
 
-from ioc.console import console, fail, settings_from
+from ioc.console import connect, console, fail, settings_from
 from notifier.service import Notifier, build_context
 from notifier.silences import SilenceError, add_silence, expire_silence, list_silences
 from paging.load import PagingError, check_file, load_paging
@@ -22,8 +21,7 @@ from paging.model import RouteMatch
 from paging.oncall import on_call
 from rules import RuleError
 from rules.model import parse_duration
-from sinks.connect import connect_problem, refused_logins
-from streams.settings import Settings
+from sinks.connect import refused_logins
 
 paging_app = typer.Typer(help="The paging file: check, show.", no_args_is_help=True)
 silences_app = typer.Typer(help="Silences and maintenance windows.", no_args_is_help=True)
@@ -90,13 +88,6 @@ def paging_show(ctx: typer.Context) -> None:
                       highlight=False)  # fmt: skip
 
 
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(settings.db.conninfo("notifier"))
-    except psycopg.OperationalError as exc:
-        raise fail(connect_problem(exc, settings.db, "notifier")) from None
-
-
 def _aware(value: datetime | None, option: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise fail(f"{option} needs a time zone (e.g. 2026-07-01T22:00:00+07:00)", code=2)
@@ -126,7 +117,7 @@ def silences_add(
     except ValueError as exc:
         raise fail(f"invalid silence: {exc}", code=2) from None
     begin = _aware(starts, "--starts") or datetime.now(UTC)
-    with _connect(settings) as conn:
+    with connect(settings, "notifier") as conn:
         try:
             row = add_silence(conn, matchers, begin, begin + length, by, comment)
         except SilenceError as exc:
@@ -142,7 +133,7 @@ def silences_list(
 ) -> None:
     """Silences in force or pending (maintenance windows)."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn:
+    with connect(settings, "notifier") as conn:
         rows = list_silences(conn, include_expired=all_)
     table = Table(title=f"{len(rows)} silences")
     for column in ("id", "state", "matchers", "starts", "ends", "by", "comment"):
@@ -163,7 +154,7 @@ def silences_expire(
 ) -> None:
     """End a silence now; what it muted is paged at its group's next look if still open."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn:
+    with connect(settings, "notifier") as conn:
         try:
             row = expire_silence(conn, silence_id, by)
         except SilenceError as exc:
@@ -211,7 +202,7 @@ def pages_list(
         back: timedelta = parse_duration(since)
     except ValueError as exc:
         raise fail(f"--since: {exc}", code=2) from None
-    with _connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
+    with connect(settings, "notifier") as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT * FROM notifications WHERE created_at > now() - %s "
             "ORDER BY created_at DESC LIMIT %s", (back, limit),

@@ -12,11 +12,10 @@ import typer
 from psycopg.rows import dict_row
 from rich.table import Table
 
-from ioc.console import console, fail, settings_from
+from ioc.console import connect, console, fail, settings_from
 from rules import RuleError, RuleSet, load_rule_files, load_rules
 from rules.engine import Observation, Outcome, apply, group, type_name
 from rules.load import directory_files
-from sinks.connect import connect_problem
 from sinks.incidents import IncidentActionError, act
 from streams.settings import Settings
 
@@ -149,13 +148,6 @@ def replay_command(
 # -- incidents ---------------------------------------------------------------------------------
 
 
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(settings.db.conninfo("api"))
-    except psycopg.OperationalError as exc:
-        raise fail(connect_problem(exc, settings.db, "api")) from None
-
-
 @incidents_app.command("list")
 def incidents_list(
     ctx: typer.Context,
@@ -164,7 +156,7 @@ def incidents_list(
 ) -> None:
     """The newest incidents."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
+    with connect(settings, "api") as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT * FROM incidents WHERE %(state)s::text IS NULL OR state = %(state)s"
             " ORDER BY opened_at DESC LIMIT %(limit)s", {"state": state, "limit": limit},
@@ -192,7 +184,7 @@ def incidents_list(
 def incidents_show(ctx: typer.Context, incident_id: str) -> None:
     """One incident with its history."""
     settings = settings_from(ctx)
-    with _connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
+    with connect(settings, "api") as conn, conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute("SELECT * FROM incidents WHERE id::text = %s", (incident_id,)).fetchone()
         if row is None:
             raise fail(f"no incident {incident_id}")
@@ -214,7 +206,7 @@ def incidents_show(ctx: typer.Context, incident_id: str) -> None:
 
 def _act(ctx: typer.Context, incident_id: str, action: str, actor: str, note: str | None) -> None:
     settings = settings_from(ctx)
-    with _connect(settings) as conn:
+    with connect(settings, "api") as conn:
         try:
             row = act(conn, incident_id, action, actor, "cli", note)
         except IncidentActionError as exc:
