@@ -36,7 +36,7 @@ from psycopg.types.json import Jsonb
 from access.links import link
 from notifier.deliver import SENDS_AT_ONCE, DeliveryError, Message, send
 from paging.config import PagingSettings
-from paging.model import Grouping, Notify, PagingConfig, RouteMatch
+from paging.model import Grouping, Notify, PagingConfig, RouteMatch, SecretRef
 from paging.oncall import shift_at
 from paging.pages import (
     AckLink,
@@ -387,7 +387,8 @@ async def _flush(cur: psycopg.AsyncCursor[Any], ctx: Context, group: dict[str, A
             flapping=[_current(m) for m in flapping] if kind == "repeat" or new else [],
             groups=await _grouped(cur, ctx, new), zone_names=ctx.zone_names,
         )  # fmt: skip
-        ids = await _write_page(cur, ctx, group, page, receivers, now)
+        targets = [(r, ref) for r in receivers for ref in ctx.config.receivers.get(r, [])]
+        ids = await _write_page(cur, ctx, group, page, targets, ctx.answering(now), now)
         pages = 1
         for m in new:
             await cur.execute(HISTORY, (m["incident_id"], m["version"], now, "paged",
@@ -441,19 +442,19 @@ async def _grouped(cur: psycopg.AsyncCursor[Any], ctx: Context,
 
 
 async def _write_page(cur: psycopg.AsyncCursor[Any], ctx: Context, group: Mapping[str, Any],
-                      page: Page, receivers: Sequence[str], now: datetime) -> list[str]:  # fmt: skip
-    """One notification row per target of `receivers`; returns their ids."""
-    ack = ctx.ack_link(ctx.answering(now), now)
-    subject, body = render(page, ctx.settings.dashboard_url, ack)
+                      page: Page, targets: Sequence[tuple[str, SecretRef]], officer: str | None,
+                      now: datetime) -> list[str]:  # fmt: skip
+    """The page rendered once (its links signed for `officer`), then one notification row per
+    (receiver, secret) target, held until quiet hours end if they apply; returns their ids."""
+    subject, body = render(page, ctx.settings.dashboard_url, ctx.ack_link(officer, now))
     leaves = quiet_until(ctx.config.quiet_hours, ctx.config.oncall.timezone, page.severity, now)
     incidents = [str(i["id"]) for i in page.incidents]
     ids = []
-    for receiver in receivers:
-        for ref in ctx.config.receivers.get(receiver, []):
-            notification = str(uuid.uuid4())
-            await cur.execute(NOTIFY, (notification, group["id"], page.kind, receiver, ref.secret,
-                                       subject, body, incidents, leaves or now))  # fmt: skip
-            ids.append(notification)
+    for receiver, ref in targets:
+        notification = str(uuid.uuid4())
+        await cur.execute(NOTIFY, (notification, group["id"], page.kind, receiver, ref.secret,
+                                   subject, body, incidents, leaves or now))  # fmt: skip
+        ids.append(notification)
     return ids
 
 
@@ -572,15 +573,8 @@ async def _page_role(cur: psycopg.AsyncCursor[Any], ctx: Context, group: Mapping
     person = ctx.config.people[shift.person]
     page = Page(kind="escalation", labels=group["labels"], firing=[_current(m) for m in members],
                 role=role, person=person.name, waited=waited, zone_names=ctx.zone_names)  # fmt: skip
-    subject, body = render(page, ctx.settings.dashboard_url, ctx.ack_link(shift.person, now))
-    leaves = quiet_until(ctx.config.quiet_hours, oncall.timezone, page.severity, now)
-    ids = []
-    for ref in person.contacts:
-        notification = str(uuid.uuid4())
-        await cur.execute(NOTIFY, (notification, group["id"], "escalation",
-                                   f"{role}:{shift.person}", ref.secret, subject, body,
-                                   [m["incident_id"] for m in members], leaves or now))  # fmt: skip
-        ids.append(notification)
+    targets = [(f"{role}:{shift.person}", ref) for ref in person.contacts]
+    ids = await _write_page(cur, ctx, group, page, targets, shift.person, now)
     for m in members:
         await cur.execute(HISTORY, (m["incident_id"], m["version"], now, "escalated",
                                     Jsonb({"group": str(group["id"]), "role": role,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from paging.model import Grouping, QuietHours, Route, RouteMatch
+from paging.model import Grouping, QuietHours, Route
 from rules.load import RuleSet
 from rules.model import Correlation
 
@@ -40,10 +40,6 @@ def group_key(route: Route, grouping: Grouping, labels: Mapping[str, str | None]
 
 def group_wait(grouping: Grouping, severity: str | None) -> timedelta:
     return grouping.critical_group_wait if severity == "critical" else grouping.group_wait
-
-
-def matches(matchers: RouteMatch, labels: Mapping[str, str | None]) -> bool:
-    return matchers.fits(dict(labels))
 
 
 def quiet_until(quiet: QuietHours | None, timezone: str, severity: str,
