@@ -299,6 +299,8 @@ async def flush_once(conn: psycopg.AsyncConnection[Any], ctx: Context, now: date
     async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(CLAIM_GROUPS, (now,))
         groups = await cur.fetchall()
+        if not groups:  # the usual idle poll: nothing due, no silences to read
+            return 0
         await cur.execute(ACTIVE_SILENCES, {"now": now})
         silences = [
             Silence(s["id"], RouteMatch.model_validate(s["matchers"]), s["ends_at"],
