@@ -3,6 +3,7 @@
     make bench BENCH_ARGS="--events 1000000"     (installs the `bench` extra into .venv-bench)
     .venv-bench/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60]
         [--latency-seconds 40] [--only a,r,b,c,d,latency] [--profile FILE] [--worker-env K=V]
+        [--rounds K]
 
 (a), (b), (c) and the latency run need only the project; (d) needs Quix Streams and --profile
 py-spy (the `bench` extra): without them it stops before it starts and says so. A child that
@@ -16,6 +17,9 @@ start with its own consumer group and writes to its own scratch database (migrat
      EventSink, the default rules in the write transaction); drain time = worker ready
      (/metrics answers) -> the group's lag is 0.
   r  the same with the rules off (IOC_RULES__ENABLED=false): a/r is what the rules cost.
+     One pair of runs on a shared 2-core machine moves by +-0.1; --rounds K runs the pair K
+     times in alternating order, each in a fresh database, and prints a/r per round and their
+     median.
   b  naive Faust: Faust's defaults, one agent per topic iterating event by event, one psycopg
      INSERT per row (the event and each of its measurements), autocommit; stopped after
      --naive-seconds, its rate extrapolated from the events stored in that time.
@@ -59,6 +63,7 @@ import contextlib
 import importlib.util
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -139,6 +144,8 @@ class Figures:
     latency_events: int = 0
     incident_p95_s: float | None = None
     incidents: int = 0
+    #: --rounds: (rate of a, rate of r) per round
+    rounds: list[tuple[float, float]] = field(default_factory=list)
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -557,11 +564,8 @@ async def bench(args: argparse.Namespace) -> Figures:
                     continue
                 t = time.monotonic()
                 if key in ("a", "r"):
-                    extra = dict(kv.split("=", 1) for kv in args.worker_env)
-                    if key == "r":
-                        extra["IOC_RULES__ENABLED"] = "false"
                     figures.rates[key] = await run_ours(
-                        runs[key], n, args.profile if key == "a" else None, extra, key
+                        runs[key], n, args.profile if key == "a" else None, ours_env(args, key), key
                     )
                 elif key == "b":
                     figures.rates[key] = await run_naive(runs[key], args.naive_seconds)
@@ -575,6 +579,8 @@ async def bench(args: argparse.Namespace) -> Figures:
                     f"  ({time.monotonic() - t:.0f}s)",
                     flush=True,
                 )
+            if args.rounds > 1 and {"a", "r"} <= only:
+                await more_rounds(settings, logs, runs["a"].prefix, n, args, figures)
             if "latency" in only:
                 with scratch_run(settings, logs, "lat") as run:
                     prefixes.append(run.prefix)
@@ -587,6 +593,30 @@ async def bench(args: argparse.Namespace) -> Figures:
                 await delete_topics(settings.kafka.bootstrap, prefixes)
     print(f"logs: {logs}")
     return figures
+
+
+def ours_env(args: argparse.Namespace, key: str) -> dict[str, str]:
+    extra = dict(kv.split("=", 1) for kv in args.worker_env)
+    if key == "r":
+        extra["IOC_RULES__ENABLED"] = "false"
+    return extra
+
+
+async def more_rounds(
+    settings: Settings, logs: Path, prefix: str, n: int, args: argparse.Namespace, figures: Figures
+) -> None:
+    """Rounds 2..K of (a) and (r) over the same topics, each run in a fresh database, the order
+    alternating (a r, r a, a r, ...) so that what one run leaves behind (autovacuum, checkpoints,
+    the page cache) weighs on both sides alike."""
+    figures.rounds.append((figures.rates["a"], figures.rates["r"]))
+    for i in range(1, args.rounds):
+        rates: dict[str, float] = {}
+        for key in ("r", "a") if i % 2 else ("a", "r"):
+            with scratch_run(settings, logs, f"{key}{i}") as run:
+                run.prefix = prefix
+                rates[key] = await run_ours(run, n, None, ours_env(args, key), f"{key}{i}")
+            print(f"  {key}{i} {rates[key]:10,.0f} events/s", flush=True)
+        figures.rounds.append((rates["a"], rates["r"]))
 
 
 def report(figures: Figures, n: int) -> None:
@@ -609,7 +639,17 @@ def report(figures: Figures, n: int) -> None:
             note = f"  ({figures.notes[key]})" if key in figures.notes else ""
             print(f"  ({key}) {name:30s} {figures.rates[key]:10,.0f} events/s{note}")
     a = figures.rates.get("a")
-    if a and figures.rates.get("r"):
+    if figures.rounds:
+        print("  round   (a) rules on   (r) rules off    a/r")
+        for i, (ra, rr) in enumerate(figures.rounds):
+            print(f"  {i + 1:5d} {ra:14,.0f} {rr:15,.0f} {ra / rr:6.2f}")
+        ratios = sorted(ra / rr for ra, rr in figures.rounds)
+        pooled = sum(ra for ra, _ in figures.rounds) / sum(rr for _, rr in figures.rounds)
+        print(
+            f"  a/r median {statistics.median(ratios):.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f},"
+            f" mean rates {pooled:.2f}  (throughput kept with the default rules on)"
+        )
+    elif a and figures.rates.get("r"):
         print(f"  a/r = {a / figures.rates['r']:.2f}  (throughput kept with the default rules on)")
     for key in ("b", "c", "d"):
         if a and figures.rates.get(key):
@@ -642,6 +682,10 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=40.0)
     parser.add_argument("--only", default="a,r,b,c,d,latency")
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run (a) and (r) this many times each, alternating their order; a/r per round",
+    )  # fmt: skip
     parser.add_argument(
         "--worker-env", action="append", default=[], help="KEY=VALUE for (a)'s worker (ablations)"
     )

@@ -26,6 +26,8 @@ nothing until the condition has cleared and been raised again.
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -76,14 +78,6 @@ class Observation:
         return self._data
 
 
-def matches(match: Match, obs: Observation) -> bool:
-    if match.domain not in ("*", obs.domain):
-        return False
-    if match.event_type is not None and match.event_type != obs.type_name:
-        return False
-    return all(obs.data.get(name) == want for name, want in match.where.items())
-
-
 def type_name(type_string: str) -> str:
     """An event type's short name, as rules name it: `vn.daklak.environment.air_quality.v1` ->
     `air_quality` (any version)."""
@@ -91,17 +85,59 @@ def type_name(type_string: str) -> str:
     return parts[-2] if len(parts) == 3 else type_string
 
 
-def key_of(rule: Rule, obs: Observation) -> str | None:
-    kind = rule.key_kind
-    if kind == "zone":
-        return obs.zone_id
-    if kind == "source":
-        return obs.source
-    return obs.entity_id
-
-
 def incident_id(rule_id: str, key: str, opened_at: datetime) -> str:
     return str(uuid.uuid5(INCIDENT_NAMESPACE, f"{rule_id}|{key}|{opened_at.isoformat()}"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A rule that may look at events of one (domain, event type): what is left to check on
+    each event once the domain and the type are known."""
+
+    rule: Rule
+    correlation: bool
+    where: tuple[Match, ...]  # each must hold (a correlation: any; empty: always)
+    metric: str | None  # the measurement the event must carry
+    key_kind: str
+
+
+def _targets(ruleset: RuleSet, domain: str, type_name: str) -> tuple[_Target, ...]:
+    out: list[_Target] = []
+    candidates = (*ruleset.by_domain.get(domain, ()), *ruleset.by_domain.get("*", ()))
+    for rule in {rule.id: rule for rule in candidates}.values():  # once each, in rule order
+        if isinstance(rule, Correlation):
+            fitting = [c for c in rule.conditions if _fits(c, domain, type_name)]
+            if fitting:
+                always = any(not c.where for c in fitting)
+                out.append(_Target(rule, True, () if always else tuple(fitting), None, "zone"))
+            continue
+        if not _fits(rule, domain, type_name):
+            continue
+        metric = rule.metric if isinstance(rule, Threshold | RateOfChange | Baseline) else None
+        where = (rule,) if rule.where else ()
+        out.append(_Target(rule, False, where, metric, rule.key_kind))
+    return tuple(out)
+
+
+def _fits(match: Match, domain: str, type_name: str) -> bool:
+    """Whether a rule or a condition looks at events of this domain and type (its `where`, on
+    the event's data, is checked per event by `_where`)."""
+    return match.domain in ("*", domain) and match.event_type in (None, type_name)
+
+
+def targets(ruleset: RuleSet, domain: str, type_name: str) -> tuple[_Target, ...]:
+    """The rules that may look at an event of this domain and type (worked out once per rule
+    set and type)."""
+    routes: dict[tuple[str, str], tuple[_Target, ...]] = ruleset.memo.setdefault("targets", {})
+    found = routes.get((domain, type_name))
+    if found is None:
+        found = routes[domain, type_name] = _targets(ruleset, domain, type_name)
+    return found
+
+
+def _where(match: Match, obs: Observation) -> bool:
+    data = obs.data
+    return all(data.get(name) == want for name, want in match.where.items())
 
 
 def group(
@@ -109,24 +145,24 @@ def group(
 ) -> dict[tuple[str, str], list[Observation]]:
     """The observations each (rule, key) must see, in event-time order (stable for ties)."""
     plan: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    by_domain = ruleset.by_domain
-    everywhere = by_domain.get("*", ())
     for obs in observations:
-        for rule in (*by_domain.get(obs.domain, ()), *everywhere):
-            if isinstance(rule, Correlation):
-                if obs.zone_id is not None and any(matches(c, obs) for c in rule.conditions):
-                    plan[rule.id, obs.zone_id].append(obs)
+        for t in targets(ruleset, obs.domain, obs.type_name):
+            if t.correlation:
+                if obs.zone_id is not None and (
+                    not t.where or any(_where(c, obs) for c in t.where)
+                ):
+                    plan[t.rule.id, obs.zone_id].append(obs)
                 continue
-            if not matches(rule, obs):
+            if t.where and not _where(t.where[0], obs):
                 continue
-            if (
-                isinstance(rule, Threshold | RateOfChange | Baseline)
-                and rule.metric not in obs.values
-            ):
+            if t.metric is not None and t.metric not in obs.values:
                 continue
-            key = key_of(rule, obs)
+            kind = t.key_kind
+            key = (
+                obs.zone_id if kind == "zone" else obs.source if kind == "source" else obs.entity_id
+            )
             if key is not None:
-                plan[rule.id, key].append(obs)
+                plan[t.rule.id, key].append(obs)
     for items in plan.values():
         items.sort(key=lambda o: o.time)
     return dict(sorted(plan.items()))  # a fixed order: the same output, and locks taken in order
@@ -168,6 +204,8 @@ class _Key:
         self.incident: dict[str, Any] | None = self.state.get("inc")
         self.last: dict[str, Any] | None = self.state.get("last")
         self.touched: list[str] = []
+        #: a correlation's working `newest` and `hits` (see _correlation_work)
+        self.work: tuple[Newest, Hits] | None = None
 
     # -- incidents -----------------------------------------------------------------------------
     def _record(self, incident: dict[str, Any], transition: str, at: datetime) -> None:
@@ -268,6 +306,10 @@ class _Key:
     def save(self) -> dict[str, Any]:
         """The state to store; fields at their default (None, False, "normal") are left out,
         which keeps the thousands of quiet keys' rows small."""
+        if self.work is not None:
+            newest, hits = self.work
+            self.state["newest"] = {i: stored for i, (_, stored) in newest.items()}
+            self.state["hits"] = {i: [[t, e] for _, e, t in held] for i, held in hits.items()}
         self.state.update(
             t=None if self.applied is None else _iso(self.applied), phase=self.phase,
             since=None if self.since is None else _iso(self.since),
@@ -279,7 +321,9 @@ class _Key:
 
 def _threshold(k: _Key, rule: Threshold, obs: Observation) -> None:
     value = obs.values[rule.metric]
-    k.step(obs, rule.breaches(value), rule.clears(value), value, rule.for_, {rule.metric: value})
+    breach = rule.breaches(value)
+    extra = {rule.metric: value} if breach else None  # `step` reads it only on a breach
+    k.step(obs, breach, rule.clears(value), value, rule.for_, extra)
 
 
 def _rate(k: _Key, rule: RateOfChange, obs: Observation) -> None:
@@ -370,19 +414,21 @@ def _geofence(k: _Key, rule: Geofence, obs: Observation) -> None:
     k.step(obs, breach, not breach, None, extra={"zone": obs.zone_id})
 
 
+_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+            "==": operator.eq, None: operator.eq}  # fmt: skip
+
+
 def _holds(condition: Condition, obs: Observation) -> bool:
-    if not matches(condition, obs):
+    if not _fits(condition, obs.domain, obs.type_name):
+        return False
+    if condition.where and not _where(condition, obs):
         return False
     if condition.metric is None:
         return True
     value = obs.values.get(condition.metric)
     if value is None or condition.value is None:
         return False
-    return {
-        ">": value > condition.value, ">=": value >= condition.value,
-        "<": value < condition.value, "<=": value <= condition.value,
-        "==": value == condition.value,
-    }[condition.op or "=="]  # fmt: skip
+    return bool(_COMPARE[condition.op](value, condition.value))
 
 
 def _correlation(k: _Key, rule: Correlation, obs: Observation) -> None:
@@ -397,46 +443,76 @@ def _correlation(k: _Key, rule: Correlation, obs: Observation) -> None:
       resolves at E + quiet, once the clock has passed that time."""
     now = obs.time if k.applied is None else max(k.applied, obs.time)
     k.applied = now
-    horizon = _iso(now - rule.window)
-    floor = max(horizon, (k.last or {}).get("resolved_at") or "")
-    stamp = _iso(obs.time)
-    newest: dict[str, str] = dict(k.state.get("newest", {}))
-    hits: dict[str, list[list[str]]] = {
-        i: [h for h in held if h[0] >= floor] for i, held in k.state.get("hits", {}).items()
-    }
+    horizon = now - rule.window
+    resolved = _time((k.last or {}).get("resolved_at"))
+    floor = horizon if resolved is None or resolved < horizon else resolved
+    newest, hits = _correlation_work(k)
+    for held in hits.values():  # each list is in time order: the stale ones are a prefix
+        if held and held[0][0] < floor:
+            del held[: bisect.bisect_left(held, (floor,))]
+    t, stamp = obs.time, ""
     for index, condition in enumerate(rule.conditions):
         if not _holds(condition, obs):
             continue
-        i = str(index)
-        if newest.get(i, "") < stamp:
-            newest[i] = stamp
+        stamp = stamp or _iso(t)
+        i = _index(index)
+        if i not in newest or newest[i][0] < t:
+            newest[i] = (t, stamp)
         held = hits.setdefault(i, [])
-        if stamp >= floor and (len(held) < _MAX_HITS or stamp < held[-1][0]):
-            held.append([stamp, obs.entity_id])
-            held.sort()
+        if t >= floor and (len(held) < _MAX_HITS or t < held[-1][0]):
+            bisect.insort(held, (t, obs.entity_id, stamp))
             del held[_MAX_HITS:]
-    keys = [str(i) for i in range(len(rule.conditions))]
-    all_hold = all(newest.get(i, "") >= horizon for i in keys)
-    extra = {"conditions_met": sorted(newest)}
+    keys = _indexes(len(rule.conditions))
+    all_hold = all(i in newest and newest[i][0] >= horizon for i in keys)
     if k.phase == "firing":
-        hits = {}  # not needed while it fires; collected afresh after it resolves
+        hits.clear()  # not needed while it fires; collected afresh after it resolves
         if all_hold:
             if k.incident is not None:
-                k.repeat(_at(obs, now), None, extra)
+                k.repeat(_at(obs, now), None, {"conditions_met": sorted(newest)})
         else:
-            stopped = min(datetime.fromisoformat(newest[i]) for i in keys) + rule.window
+            stopped = min(newest[i][0] for i in keys) + rule.window
             if now >= stopped + rule.quiet:
                 if k.incident is not None:
                     k.resolve(stopped + rule.quiet)
                 k.phase, k.held = "normal", False
     elif all_hold and (found := _earliest_complete(hits, keys, rule.window)) is not None:
         opened, entity = found
-        k.phase, hits = "firing", {}
+        k.phase = "firing"
+        hits.clear()
         if not k.held:
             trigger = Observation(opened, obs.domain, obs.type_name, obs.source, entity,
                                   obs.zone_id, {}, "{}")  # fmt: skip
-            k.open(trigger, None, extra)
-    k.state["hits"], k.state["newest"] = hits, newest
+            k.open(trigger, None, {"conditions_met": sorted(newest)})
+
+
+#: A correlation's working state: condition index -> (newest time it held, as stored), and
+#: condition index -> the times it held, [(time, entity, time as stored)] in time order.
+Newest = dict[str, tuple[datetime, str]]
+Hits = dict[str, list[tuple[datetime, str, str]]]
+
+
+def _correlation_work(k: _Key) -> tuple[Newest, Hits]:
+    """A correlation key's `newest` and `hits`, read from its stored state at its first
+    observation of the batch (times parsed once) and changed in place by the ones that follow;
+    `_Key.save` writes them back."""
+    if k.work is None:
+        newest = {i: (datetime.fromisoformat(s), s) for i, s in k.state.get("newest", {}).items()}
+        hits = {
+            i: [(datetime.fromisoformat(s), e, s) for s, e in held]
+            for i, held in k.state.get("hits", {}).items()
+        }
+        k.work = (newest, hits)
+    return k.work
+
+
+@functools.cache
+def _index(i: int) -> str:
+    return str(i)
+
+
+@functools.cache
+def _indexes(n: int) -> tuple[str, ...]:
+    return tuple(str(i) for i in range(n))
 
 
 def _at(obs: Observation, time: datetime) -> Observation:
@@ -448,14 +524,14 @@ _MAX_HITS = 256  # the earliest times kept per condition and zone while it does 
 
 
 def _earliest_complete(
-    hits: dict[str, list[list[str]]], keys: list[str], window: timedelta
+    hits: Hits, keys: Sequence[str], window: timedelta
 ) -> tuple[datetime, str] | None:
     """The earliest hit time T with every condition held in [T - window, T], and the entity
     whose event that was."""
     for candidate, entity in sorted({(h[0], h[1]) for i in keys for h in hits.get(i, [])}):
-        start = _iso(datetime.fromisoformat(candidate) - window)
+        start = candidate - window
         if all(any(start <= h[0] <= candidate for h in hits.get(i, [])) for i in keys):
-            return datetime.fromisoformat(candidate), entity
+            return candidate, entity
     return None
 
 

@@ -60,6 +60,12 @@ class RuleSet:
                 found.setdefault(domain, []).append(rule)
         return {domain: tuple(rules) for domain, rules in found.items()}
 
+    @cached_property
+    def memo(self) -> dict[str, Any]:
+        """What the engine works out once per rule set (the rules that look at each event
+        type), kept here so that it lives as long as the rules it came from."""
+        return {}
+
     def enabled(self) -> RuleSet:
         return RuleSet(tuple(r for r in self.rules if r.enabled), self.origin)
 

@@ -17,7 +17,16 @@ from typing import Any
 import psycopg
 import structlog
 
-from rules.engine import Observation, Outcome, apply, check_silence, describe, group, type_name
+from rules.engine import (
+    Observation,
+    Outcome,
+    apply,
+    check_silence,
+    describe,
+    group,
+    targets,
+    type_name,
+)
 from rules.load import RuleSet
 from rules.model import Silence
 from sinks import incidents as store
@@ -69,21 +78,21 @@ class RuleRunner:
         return any(isinstance(rule, Silence) for rule in self.ruleset)
 
     def observations(self, stored: Batch) -> list[Observation]:
-        """The stored events of the domains some rule looks at, as the engine sees them."""
+        """The stored events that some rule looks at (by domain and event type), as the engine
+        sees them."""
         out = []
-        wanted = self.domains
+        ruleset, wanted = self.ruleset, self.domains
         every = "*" in wanted
         names = self._type_names
         measurements, ends = stored.measurements, stored.ends
         start = 0
         for event, end in zip(stored.events, ends, strict=True):
-            if every or event.domain in wanted:
+            if (every or event.domain in wanted) and targets(
+                ruleset, event.domain, name := names.get(event.type) or self._name(event.type)
+            ):
                 values = {m.metric: m.value for m in measurements[start:end]}
                 data = event.data if isinstance(event.data, str) else store.dumps(event.data)
                 time = event.time if event.time.tzinfo is UTC else event.time.astimezone(UTC)
-                name = names.get(event.type)
-                if name is None:
-                    name = names[event.type] = type_name(event.type)
                 out.append(
                     Observation(
                         time, event.domain, name, event.source, event.entity_id, event.zone_id,
@@ -92,6 +101,10 @@ class RuleRunner:
                 )  # fmt: skip
             start = end
         return out
+
+    def _name(self, event_type: str) -> str:
+        name = self._type_names[event_type] = type_name(event_type)
+        return name
 
     async def after_insert(self, conn: psycopg.AsyncConnection[Any], stored: Batch) -> RuleCounts:
         """Apply the rules to `stored` inside the write's transaction."""
