@@ -206,6 +206,8 @@ class _Key:
         self.touched: list[str] = []
         #: a correlation's working `newest` and `hits` (see _correlation_work)
         self.work: tuple[Newest, Hits] | None = None
+        #: a rate rule's lowest (highest) reading in its points, None until worked out
+        self.extreme: float | None = None
 
     # -- incidents -----------------------------------------------------------------------------
     def _record(self, incident: dict[str, Any], transition: str, at: datetime) -> None:
@@ -321,25 +323,37 @@ class _Key:
 
 def _threshold(k: _Key, rule: Threshold, obs: Observation) -> None:
     value = obs.values[rule.metric]
-    breach = rule.breaches(value)
+    if rule.direction == "above":  # raised at raise_at or beyond, cleared short of clear_at
+        breach, clear = value >= rule.raise_at, value < rule.clear_at
+    else:
+        breach, clear = value <= rule.raise_at, value > rule.clear_at
     extra = {rule.metric: value} if breach else None  # `step` reads it only on a breach
-    k.step(obs, breach, rule.clears(value), value, rule.for_, extra)
+    k.step(obs, breach, clear, value, rule.for_, extra)
+
+
+_MAX_POINTS = 500  # a rate rule's readings kept per key (the newest)
 
 
 def _rate(k: _Key, rule: RateOfChange, obs: Observation) -> None:
     value = obs.values[rule.metric]
+    rising = rule.change > 0
+    pick = min if rising else max  # the change is measured from the window's lowest (highest)
     horizon = _iso(obs.time - rule.window)
     points: list[list[Any]] = k.state.setdefault("points", [])
     stale = 0  # the points are in time order: the ones out of the window are at the front
     while stale < len(points) and points[stale][0] < horizon:
         stale += 1
-    del points[:stale]
     points.append([_iso(obs.time), value])
-    del points[:-500]
-    change = (
-        value - min(p[1] for p in points) if rule.change > 0 else value - max(p[1] for p in points)
-    )
-    rising = rule.change > 0
+    stale = max(stale, len(points) - _MAX_POINTS)
+    if stale:
+        if k.extreme is not None and any(p[1] == k.extreme for p in points[:stale]):
+            k.extreme = None  # it left the window: found again below
+        del points[:stale]
+    if k.extreme is None:
+        k.extreme = pick(p[1] for p in points)
+    else:
+        k.extreme = pick(k.extreme, value)
+    change = value - k.extreme
     breach = change >= rule.change if rising else change <= rule.change
     clear = change < rule.clear_level if rising else change > rule.clear_level
     k.step(obs, breach, clear, round(change, 6), extra={"change": round(change, 6)})

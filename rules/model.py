@@ -148,12 +148,6 @@ class Threshold(RuleBase):
             )
         return self
 
-    def breaches(self, value: float) -> bool:
-        return value >= self.raise_at if self.direction == "above" else value <= self.raise_at
-
-    def clears(self, value: float) -> bool:
-        return value < self.clear_at if self.direction == "above" else value > self.clear_at
-
     @property
     def key_kind(self) -> str:
         return self.key

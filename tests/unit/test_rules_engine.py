@@ -228,6 +228,42 @@ def test_rate_of_change_opens_on_a_fast_rise_and_clears_when_it_slows() -> None:
     assert run.only()["state"] == "resolved"
 
 
+@pytest.mark.parametrize(("window", "gap_s"), [("10m", 45), ("1d", 60)])
+def test_rate_of_change_measures_from_the_window_s_extreme_as_points_leave_it(
+    window: str, gap_s: int
+) -> None:
+    """The change of every breaching reading against a brute-force minimum over the readings
+    still in the window, at most the newest 500: a 10 min window (readings leave by time) and a
+    day (they leave by the cap); a random walk with jumps, in random batches."""
+    rule = "window: 10m\n    change: 50\n    quiet: 0s"
+    assert rule in RULES
+    text = RULES.replace(
+        rule, f"window: {window}\n    change: 0.000001\n    clear_change: -1\n    quiet: 0s"
+    )
+    run = Run(text, only="level-rise")  # opens on any rise, never clears: every rise repeats
+    rng = random.Random(window)
+    level = {"metric": "water_level", "type_name": "water_level"}
+    span = 600 if window == "10m" else 86400
+    seen: list[tuple[int, float]] = []
+    t = rises = 0
+    while len(seen) < 1400:
+        readings = []
+        for _ in range(rng.randint(1, 40)):
+            t += rng.randint(1, gap_s)
+            jump = rng.random() < 0.05
+            readings.append((t, round(rng.uniform(0, 100) if jump else rng.gauss(50, 10), 3)))
+        run.batch(*(obs(when, value, **level) for when, value in readings))
+        last_rise = None
+        for when, value in readings:
+            seen.append((when, value))
+            change = round(value - min(v for w, v in seen[-500:] if w >= when - span), 6)
+            if change > 0:
+                last_rise, rises = change, rises + 1
+        if last_rise is not None:
+            assert run.only()["values"]["change"] == last_rise, (len(seen), t)
+    assert run.only()["count"] == rises > 1000
+
+
 def test_geofence_opens_inside_and_clears_outside() -> None:
     run = Run(only="no-trucks-in-old-town")
     truck = {"domain": "transport", "type_name": "vehicle_position", "entity": "truck-9"}
