@@ -6,7 +6,8 @@ The simulator's events (the mix and seed of bench/pipeline.py) are cut into per-
 as an ingest agent takes them and decoded once with split_batch. Then, batch after batch, the
 default rules run as the worker runs them in the write transaction: RuleRunner.observations,
 engine.group, engine.apply on the states the previous batches left (kept as JSON text, as the
-database returns them) and the incidents' descriptions. Printed: microseconds per event of the
+database returns them) and the incidents' descriptions. The garbage collector is tuned as in
+`ioc worker` (ioc.worker_commands.tune_gc). Printed: microseconds per event of the
 rules and of split_batch (decode, validation, zones) on the same events, best of --repeat, and
 their ratio, which is what the rules add to the worker's main thread in units of the decode.
 Not a test: nothing is asserted. Run it in a checkout of another commit for before/after.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from domains import Decoder, Registry  # noqa: E402
 from geo import ZoneIndex  # noqa: E402
+from ioc.worker_commands import tune_gc  # noqa: E402
 from rules.engine import apply, describe, group  # noqa: E402
 from rules.load import default_rule_files, load_rule_files  # noqa: E402
 from simulator.config import SimulatorConfig  # noqa: E402
@@ -86,6 +88,7 @@ def main() -> None:
     raw, now = batches(args.events, args.batch)
     zones, decoder = ZoneIndex.from_file(), Decoder()
     runner = RuleRunner(load_rule_files(default_rule_files()))
+    tune_gc()
     best_split = best_rules = float("inf")
     changes = 0
     stored: list[Batch] = []
