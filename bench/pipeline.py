@@ -147,6 +147,8 @@ class Figures:
     incidents: int = 0
     #: --rounds: (rate of a, rate of r) per round
     rounds: list[tuple[float, float]] = field(default_factory=list)
+    #: --rounds: the worker's CPU us per event in (a) and in (r), per round
+    worker_us: list[tuple[float, float]] = field(default_factory=list)
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -230,6 +232,10 @@ def cpu_note(worker: int, before: dict[str, float], seconds: float) -> str:
     return ", ".join(f"{k} {(after[k] - before[k]) / seconds:.2f}" for k in after) + " cores"
 
 
+#: The worker's CPU microseconds per event in each run of ours (key: a, r, a1, r1, ...).
+WORKER_US: dict[str, float] = {}
+
+
 def count_events(run: Run) -> int:
     with psycopg.connect(run.conninfo()) as conn:
         row = conn.execute("SELECT count(*) FROM events").fetchone()
@@ -284,6 +290,7 @@ async def run_ours(
                 run.logs / "py-spy.log", program=[str(Path(sys.executable).parent / "py-spy")],
             ).start()  # fmt: skip
         ended = await wait_drained(run, group, worker, limit_s=max(120, n / 2000), total=n)
+        WORKER_US[key] = (cpu_seconds(worker.pid)["worker"] - cpu["worker"]) / n * 1e6
         print(f"  {key}: cpu {cpu_note(worker.pid, cpu, ended - started)}", flush=True)
         return n / (ended - started)
     finally:
@@ -610,6 +617,7 @@ async def more_rounds(
     alternating (a r, r a, a r, ...) so that what one run leaves behind (autovacuum, checkpoints,
     the page cache) weighs on both sides alike."""
     figures.rounds.append((figures.rates["a"], figures.rates["r"]))
+    figures.worker_us.append((WORKER_US["a"], WORKER_US["r"]))
     for i in range(1, args.rounds):
         rates: dict[str, float] = {}
         for key in ("r", "a") if i % 2 else ("a", "r"):
@@ -618,6 +626,7 @@ async def more_rounds(
                 rates[key] = await run_ours(run, n, None, ours_env(args, key), f"{key}{i}")
             print(f"  {key}{i} {rates[key]:10,.0f} events/s", flush=True)
         figures.rounds.append((rates["a"], rates["r"]))
+        figures.worker_us.append((WORKER_US[f"a{i}"], WORKER_US[f"r{i}"]))
 
 
 def report(figures: Figures, n: int) -> None:
@@ -641,15 +650,21 @@ def report(figures: Figures, n: int) -> None:
             print(f"  ({key}) {name:30s} {figures.rates[key]:10,.0f} events/s{note}")
     a = figures.rates.get("a")
     if figures.rounds:
-        print("  round   (a) rules on   (r) rules off    a/r")
-        for i, (ra, rr) in enumerate(figures.rounds):
-            print(f"  {i + 1:5d} {ra:14,.0f} {rr:15,.0f} {ra / rr:6.2f}")
+        print("  round   (a) rules on   (r) rules off    a/r   worker CPU us/event: a    r   a-r")
+        for i, ((ra, rr), (ua, ur)) in enumerate(
+            zip(figures.rounds, figures.worker_us, strict=True)
+        ):
+            print(
+                f"  {i + 1:5d} {ra:14,.0f} {rr:15,.0f} {ra / rr:6.2f} {ua:25.1f} {ur:4.1f} {ua - ur:5.1f}"
+            )
         ratios = sorted(ra / rr for ra, rr in figures.rounds)
         pooled = sum(ra for ra, _ in figures.rounds) / sum(rr for _, rr in figures.rounds)
         print(
             f"  a/r median {statistics.median(ratios):.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f},"
             f" mean rates {pooled:.2f}  (throughput kept with the default rules on)"
         )
+        extra = statistics.median(ua - ur for ua, ur in figures.worker_us)
+        print(f"  the rules' CPU in the worker: median {extra:.1f} us per event")
     elif a and figures.rates.get("r"):
         print(f"  a/r = {a / figures.rates['r']:.2f}  (throughput kept with the default rules on)")
     for key in ("b", "c", "d"):

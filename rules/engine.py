@@ -128,11 +128,17 @@ def _fits(match: Match, domain: str, type_name: str) -> bool:
 def targets(ruleset: RuleSet, domain: str, type_name: str) -> tuple[_Target, ...]:
     """The rules that may look at an event of this domain and type (worked out once per rule
     set and type)."""
-    routes: dict[tuple[str, str], tuple[_Target, ...]] = ruleset.memo.setdefault("targets", {})
+    routes = _routes(ruleset)
     found = routes.get((domain, type_name))
     if found is None:
         found = routes[domain, type_name] = _targets(ruleset, domain, type_name)
     return found
+
+
+def _routes(ruleset: RuleSet) -> dict[tuple[str, str], tuple[_Target, ...]]:
+    """`targets`' memo: (domain, event type) -> its targets, filled as types are seen."""
+    routes: dict[tuple[str, str], tuple[_Target, ...]] = ruleset.memo.setdefault("targets", {})
+    return routes
 
 
 def _where(match: Match, obs: Observation) -> bool:
@@ -145,8 +151,12 @@ def group(
 ) -> dict[tuple[str, str], list[Observation]]:
     """The observations each (rule, key) must see, in event-time order (stable for ties)."""
     plan: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    routes = _routes(ruleset)
     for obs in observations:
-        for t in targets(ruleset, obs.domain, obs.type_name):
+        found = routes.get((obs.domain, obs.type_name))
+        if found is None:
+            found = targets(ruleset, obs.domain, obs.type_name)
+        for t in found:
             if t.correlation:
                 if obs.zone_id is not None and (
                     not t.where or any(_where(c, obs) for c in t.where)
@@ -573,15 +583,17 @@ def apply(
         rule = ruleset.by_id(rule_id)
         k = _Key(rule, key, states.get((rule_id, key), {}), out)
         try:
-            for obs in observations:
-                if isinstance(rule, Correlation):  # keeps its own clock (see _correlation)
+            if isinstance(rule, Correlation):  # keeps its own clock (see _correlation)
+                for obs in observations:
                     _correlation(k, rule, obs)
-                    continue
-                if k.applied is not None and obs.time < k.applied:
-                    out.late_for_rule[rule_id] += 1
-                    continue
-                k.applied = obs.time
-                _STEP[type(rule)](k, rule, obs)
+            else:
+                step = _STEP[type(rule)]
+                for obs in observations:
+                    if k.applied is not None and obs.time < k.applied:
+                        out.late_for_rule[rule_id] += 1
+                        continue
+                    k.applied = obs.time
+                    step(k, rule, obs)
         except Exception:  # a bug in one rule: its key keeps its state, the batch goes on
             for incident_id in k.touched:  # an incident belongs to one (rule, key)
                 out.incidents.pop(incident_id, None)

@@ -63,8 +63,7 @@ class RuleRunner:
     def __init__(self, ruleset: RuleSet, zone_names: Mapping[str, str] | None = None) -> None:
         self.ruleset = ruleset.enabled()
         self.zone_names = dict(zone_names or {})
-        self.domains = frozenset(self.ruleset.by_domain)
-        self._type_names: dict[str, str] = {}
+        self._kinds: dict[tuple[str, str], str] = {}  # see _kind
         self.facts = {
             rule.id: store.RuleFacts(rule.severity, rule.category, rule.subcategory, rule.title)
             for rule in self.ruleset
@@ -81,15 +80,14 @@ class RuleRunner:
         """The stored events that some rule looks at (by domain and event type), as the engine
         sees them."""
         out = []
-        ruleset, wanted = self.ruleset, self.domains
-        every = "*" in wanted
-        names = self._type_names
+        kinds = self._kinds
         measurements, ends = stored.measurements, stored.ends
         start = 0
         for event, end in zip(stored.events, ends, strict=True):
-            if (every or event.domain in wanted) and targets(
-                ruleset, event.domain, name := names.get(event.type) or self._name(event.type)
-            ):
+            name = kinds.get((event.domain, event.type))
+            if name is None:
+                name = self._kind(event.domain, event.type)
+            if name:
                 values = {m.metric: m.value for m in measurements[start:end]}
                 data = event.data if isinstance(event.data, str) else store.dumps(event.data)
                 time = event.time if event.time.tzinfo is UTC else event.time.astimezone(UTC)
@@ -102,9 +100,12 @@ class RuleRunner:
             start = end
         return out
 
-    def _name(self, event_type: str) -> str:
-        name = self._type_names[event_type] = type_name(event_type)
-        return name
+    def _kind(self, domain: str, event_type: str) -> str:
+        """The event type's short name if some rule looks at events of this domain and type,
+        else "" (remembered per domain and type)."""
+        name = type_name(event_type)
+        kind = self._kinds[domain, event_type] = name if targets(self.ruleset, domain, name) else ""
+        return kind
 
     async def after_insert(self, conn: psycopg.AsyncConnection[Any], stored: Batch) -> RuleCounts:
         """Apply the rules to `stored` inside the write's transaction."""

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from rules.engine import Observation, apply, check_silence, group
+from rules.engine import Observation, apply, check_silence, group, targets
 from rules.load import RuleError, load_rule_files
+from sinks.rows import Batch, EventRow, MeasurementRow
+from streams.rules_runner import RuleRunner
 
 T0 = datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
 TEXT = "description: {vi: 'PM2.5 {value} tại {zone}', en: 'PM2.5 {value} at {zone}'}"
@@ -342,3 +344,51 @@ def test_correlation_conditions_from_separate_agents_count_whatever_their_arriva
     a, b = in_order.only(), security_first.only()
     assert a["opened_at"] == b["opened_at"] == (T0 + timedelta(seconds=120)).isoformat()
     assert a["id"] == b["id"] and security_first.late == 0
+
+
+def test_the_rules_an_event_type_reaches_are_worked_out_once_and_list_each_rule_once() -> None:
+    """engine.targets: by domain and event type; a correlation whose conditions sit under "*"
+    and under a domain is listed once for that domain's events (each event applied once)."""
+    text = RULES.replace(
+        "- {{domain: security, event_type: emergency_call}}".replace("{{", "{").replace("}}", "}"),
+        "- {domain: '*', event_type: emergency_call}",
+    )
+    rules = load_rule_files([("rules.yaml", text)])
+    water = [t.rule.id for t in targets(rules, "environment", "water_level")]
+    assert water == ["pm25-high", "level-rise", "flood-and-calls", "station-silent"]
+    assert [t.rule.id for t in targets(rules, "environment", "emergency_call")].count(
+        "flood-and-calls"
+    ) == 1
+    assert [t.rule.id for t in targets(rules, "transport", "emergency_call")] == ["flood-and-calls"]
+    assert targets(rules, "transport", "parking") == ()
+    assert targets(rules, "transport", "vehicle_position")[0].rule.id == "no-trucks-in-old-town"
+    assert targets(rules, "tourism", "visitor_count") == ()
+    assert targets(rules, "environment", "water_level") is targets(
+        rules, "environment", "water_level"
+    )
+    run = Run(text, only="flood-and-calls")
+    call = {"domain": "environment", "type_name": "emergency_call", "zone": "z-1"}
+    plan = group(
+        run.rules, [obs(0, 600, metric="water_level", type_name="water_level"), obs(5, **call)]
+    )
+    assert [len(items) for items in plan.values()] == [2]
+
+
+def test_the_runner_hands_the_engine_only_the_events_a_rule_looks_at() -> None:
+    runner = RuleRunner(load_rule_files([("rules.yaml", RULES)]))
+    batch = Batch()
+    for i, (domain, kind, metric) in enumerate([
+        ("environment", "air_quality", "pm25"), ("tourism", "visitor_count", "occupancy"),
+        ("transport", "vehicle_position", "speed"), ("environment", "water_level", "water_level"),
+    ]):  # fmt: skip
+        event = EventRow(f"e{i}", T0 + timedelta(seconds=i), "urn:x", f"vn.daklak.{domain}.{kind}.v1",
+                         domain, f"ent-{i}", "z-1", None, None, None, "{}")  # fmt: skip
+        batch.add_event(
+            event,
+            [MeasurementRow(event.time, domain, metric, event.entity_id, "z-1", 1.0 + i, None)],
+        )
+    seen = runner.observations(batch)
+    assert [(o.type_name, dict(o.values)) for o in seen] == [
+        ("air_quality", {"pm25": 1.0}), ("vehicle_position", {"speed": 3.0}),
+        ("water_level", {"water_level": 4.0}),
+    ]  # fmt: skip
