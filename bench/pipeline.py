@@ -3,7 +3,7 @@
     make bench BENCH_ARGS="--events 1000000"     (installs the `bench` extra into .venv-bench)
     .venv-bench/bin/python bench/pipeline.py [--events 1000000] [--naive-seconds 60]
         [--latency-seconds 40] [--only a,r,b,c,d,latency] [--profile FILE] [--worker-env K=V]
-        [--rounds K]
+        [--rounds K] [--together K]
 
 (a), (b), (c) and the latency run need only the project; (d) needs Quix Streams and --profile
 py-spy (the `bench` extra): without them it stops before it starts and says so. A child that
@@ -19,8 +19,10 @@ start with its own consumer group and writes to its own scratch database (migrat
   r  the same with the rules off (IOC_RULES__ENABLED=false): a/r is what the rules cost.
      One pair of runs on a shared 2-core machine moves by +-0.1; --rounds K runs the pair K
      times in alternating order, each in a fresh database, and prints a/r per round and their
-     median. 2026-12-01, 1,000,000 events, 3 rounds: median 0.88, range 0.86-0.93
-     (docs/performance.md).
+     median, and the worker's CPU per event in each. --together K also runs (a) and (r) at the
+     same time, K times (fresh databases, new groups, the same topics): both see the machine as
+     it is at that moment, and a/r over the interval where both run is the ratio of their costs
+     per event. Figures in docs/performance.md.
   b  naive Faust: Faust's defaults, one agent per topic iterating event by event, one psycopg
      INSERT per row (the event and each of its measurements), autocommit; stopped after
      --naive-seconds, its rate extrapolated from the events stored in that time.
@@ -147,6 +149,8 @@ class Figures:
     incidents: int = 0
     #: --rounds: (rate of a, rate of r) per round
     rounds: list[tuple[float, float]] = field(default_factory=list)
+    #: --together: (a/s, r/s, seconds) per run of the two at once
+    together: list[tuple[float, float, float]] = field(default_factory=list)
     #: --rounds: the worker's CPU us per event in (a) and in (r), per round
     worker_us: list[tuple[float, float]] = field(default_factory=list)
 
@@ -587,6 +591,8 @@ async def bench(args: argparse.Namespace) -> Figures:
                     f"  ({time.monotonic() - t:.0f}s)",
                     flush=True,
                 )
+            if args.together:
+                await together_rounds(settings, logs, prefixes[0], n, args, figures)
             if args.rounds > 1 and {"a", "r"} <= only:
                 await more_rounds(settings, logs, runs["a"].prefix, n, args, figures)
             if "latency" in only:
@@ -601,6 +607,74 @@ async def bench(args: argparse.Namespace) -> Figures:
                 await delete_topics(settings.kafka.bootstrap, prefixes)
     print(f"logs: {logs}")
     return figures
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str, topics: set[str]) -> int:
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:  # a fresh cluster's offsets topic
+        return 0
+    return sum(o.offset for tp, o in offsets.items() if tp.topic in topics)
+
+
+async def run_together(
+    settings: Settings, logs: Path, prefix: str, n: int, args: argparse.Namespace, tag: str
+) -> tuple[float, float, float]:
+    """(a) and (r) at the same time over the same topics, each with its own group and database:
+    both share the machine's cores, PostgreSQL and Kafka as its speed drifts, so the ratio of
+    the events each committed over the same interval (from when both answer to the last poll
+    before either is done) is their ratio of cost per event. Returns (a/s, r/s, seconds)."""
+    with contextlib.ExitStack() as stack:
+        workers: dict[str, ChildCommand] = {}
+        groups: dict[str, str] = {}
+        ports: dict[str, int] = {}
+        for key in ("a", "r"):
+            run = stack.enter_context(scratch_run(settings, logs, f"{key}{tag}"))
+            run.prefix = prefix
+            groups[key] = group = f"bench-ours-{key}{tag}-{uuid.uuid4().hex[:6]}"
+            FAUST_GROUPS.append(group)
+            ports[key] = free_port()
+            env = run.env(group, IOC_STREAM__WEB_PORT=str(ports[key]), **ours_env(args, key))
+            log_path = run.logs / f"worker-{key}{tag}.log"
+            workers[key] = ChildCommand(["worker"], log_path, env).start()
+            stack.callback(workers[key].stop, 30)
+        for key, worker in workers.items():
+            wait_http_ok(f"http://127.0.0.1:{ports[key]}/metrics", timeout=90, child=worker)
+        admin = AIOKafkaAdminClient(**connect_options(settings.kafka))
+        await admin.start()
+        topics = set(Registry(settings.domains.namespace, prefix).topics().values())
+        try:
+            t0 = time.monotonic()
+            first = {k: await committed(admin, g, topics) for k, g in groups.items()}
+            last = (t0, first)
+            deadline = t0 + max(120, n / 2000)
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                for key, worker in workers.items():
+                    if not worker.running():
+                        raise child_failed(worker, f"group {groups[key]} not drained")
+                now = time.monotonic()
+                counts = {k: await committed(admin, g, topics) for k, g in groups.items()}
+                if max(counts.values()) >= n:
+                    break
+                last = (now, counts)
+            else:
+                raise TimeoutError(f"neither group drained within {deadline - t0:.0f}s")
+        finally:
+            await admin.close()
+        seconds = last[0] - t0
+        a, r = ((last[1][k] - first[k]) / seconds for k in ("a", "r"))
+        return a, r, seconds
+
+
+async def together_rounds(
+    settings: Settings, logs: Path, prefix: str, n: int, args: argparse.Namespace, figures: Figures
+) -> None:
+    for i in range(args.together):
+        a, r, seconds = await run_together(settings, logs, prefix, n, args, f"t{i}")
+        figures.together.append((a, r, seconds))
+        print(f"  together {i + 1}: a {a:,.0f}, r {r:,.0f} events/s over {seconds:.0f}s,"
+              f" a/r {a / r:.2f}", flush=True)  # fmt: skip
 
 
 def ours_env(args: argparse.Namespace, key: str) -> dict[str, str]:
@@ -667,6 +741,12 @@ def report(figures: Figures, n: int) -> None:
         print(f"  the rules' CPU in the worker: median {extra:.1f} us per event")
     elif a and figures.rates.get("r"):
         print(f"  a/r = {a / figures.rates['r']:.2f}  (throughput kept with the default rules on)")
+    if figures.together:
+        ratios = sorted(a_ / r_ for a_, r_, _ in figures.together)
+        print(
+            f"  together ((a) and (r) at once, {len(ratios)} runs): a/r"
+            f" {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}"
+        )
     for key in ("b", "c", "d"):
         if a and figures.rates.get(key):
             print(f"  a/{key} = {a / figures.rates[key]:.2f}")
@@ -698,6 +778,10 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=40.0)
     parser.add_argument("--only", default="a,r,b,c,d,latency")
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--together", type=int, default=0,
+        help="also run (a) and (r) at the same time, this many times; a/r over the same interval",
+    )  # fmt: skip
     parser.add_argument(
         "--rounds", type=int, default=1,
         help="run (a) and (r) this many times each, alternating their order; a/r per round",
