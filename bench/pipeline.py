@@ -190,6 +190,15 @@ async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
         await admin.close()
 
 
+async def committed(admin: AIOKafkaAdminClient, group: str, topics: set[str]) -> int:
+    """Messages of `topics` that `group` has committed."""
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:  # a fresh cluster's offsets topic
+        return 0
+    return sum(o.offset for tp, o in offsets.items() if tp.topic in topics)
+
+
 async def wait_drained(
     run: Run, group: str, child: ChildCommand | None, limit_s: float, total: int
 ) -> float:
@@ -203,11 +212,7 @@ async def wait_drained(
         while time.monotonic() < deadline:
             if child is not None and not child.running():
                 raise child_failed(child, f"group {group} not drained")
-            try:
-                offsets = await admin.list_consumer_group_offsets(group)
-            except GroupCoordinatorNotAvailableError:  # a fresh cluster's offsets topic
-                offsets = {}
-            if sum(o.offset for tp, o in offsets.items() if tp.topic in topics) >= total:
+            if await committed(admin, group, topics) >= total:
                 return time.monotonic()
             await asyncio.sleep(0.5)
     finally:
@@ -273,15 +278,23 @@ def missing_for(only: set[str], profile: Path | None) -> list[str]:
 
 
 # -- (a) our pipeline ----------------------------------------------------------------------------
-async def run_ours(
-    run: Run, n: int, profile: Path | None, extra_env: dict[str, str], key: str = "a",
-    group: str | None = None,
-) -> float:  # fmt: skip
+def start_ours(
+    run: Run, key: str, extra_env: dict[str, str], group: str | None = None
+) -> tuple[ChildCommand, str, int]:
+    """An `ioc worker` child on `run` (its group recorded for clean-up); returns it, its group
+    and its web port."""
     group = group or f"bench-ours-{key}-{uuid.uuid4().hex[:6]}"
     FAUST_GROUPS.append(group)
     port = free_port()
     env = run.env(group, IOC_STREAM__WEB_PORT=str(port), **extra_env)
-    worker = ChildCommand(["worker"], run.logs / f"worker-{key}.log", env).start()
+    return ChildCommand(["worker"], run.logs / f"worker-{key}.log", env).start(), group, port
+
+
+async def run_ours(
+    run: Run, n: int, profile: Path | None, extra_env: dict[str, str], key: str = "a",
+    group: str | None = None,
+) -> float:  # fmt: skip
+    worker, group, port = start_ours(run, key, extra_env, group)
     spy = None
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/metrics", timeout=90, child=worker)
@@ -609,14 +622,6 @@ async def bench(args: argparse.Namespace) -> Figures:
     return figures
 
 
-async def committed(admin: AIOKafkaAdminClient, group: str, topics: set[str]) -> int:
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    except GroupCoordinatorNotAvailableError:  # a fresh cluster's offsets topic
-        return 0
-    return sum(o.offset for tp, o in offsets.items() if tp.topic in topics)
-
-
 async def run_together(
     settings: Settings, logs: Path, prefix: str, n: int, args: argparse.Namespace, tag: str
 ) -> tuple[float, float, float]:
@@ -631,18 +636,15 @@ async def run_together(
         for key in ("a", "r"):
             run = stack.enter_context(scratch_run(settings, logs, f"{key}{tag}"))
             run.prefix = prefix
-            groups[key] = group = f"bench-ours-{key}{tag}-{uuid.uuid4().hex[:6]}"
-            FAUST_GROUPS.append(group)
-            ports[key] = free_port()
-            env = run.env(group, IOC_STREAM__WEB_PORT=str(ports[key]), **ours_env(args, key))
-            log_path = run.logs / f"worker-{key}{tag}.log"
-            workers[key] = ChildCommand(["worker"], log_path, env).start()
+            workers[key], groups[key], ports[key] = start_ours(
+                run, f"{key}{tag}", ours_env(args, key)
+            )
             stack.callback(workers[key].stop, 30)
         for key, worker in workers.items():
             wait_http_ok(f"http://127.0.0.1:{ports[key]}/metrics", timeout=90, child=worker)
         admin = AIOKafkaAdminClient(**connect_options(settings.kafka))
         await admin.start()
-        topics = set(Registry(settings.domains.namespace, prefix).topics().values())
+        topics = set(run.topics)  # both runs read the same topics
         try:
             t0 = time.monotonic()
             first = {k: await committed(admin, g, topics) for k, g in groups.items()}

@@ -128,17 +128,11 @@ def _fits(match: Match, domain: str, type_name: str) -> bool:
 def targets(ruleset: RuleSet, domain: str, type_name: str) -> tuple[_Target, ...]:
     """The rules that may look at an event of this domain and type (worked out once per rule
     set and type)."""
-    routes = _routes(ruleset)
+    routes: dict[tuple[str, str], tuple[_Target, ...]] = ruleset.memo.setdefault("targets", {})
     found = routes.get((domain, type_name))
     if found is None:
         found = routes[domain, type_name] = _targets(ruleset, domain, type_name)
     return found
-
-
-def _routes(ruleset: RuleSet) -> dict[tuple[str, str], tuple[_Target, ...]]:
-    """`targets`' memo: (domain, event type) -> its targets, filled as types are seen."""
-    routes: dict[tuple[str, str], tuple[_Target, ...]] = ruleset.memo.setdefault("targets", {})
-    return routes
 
 
 def _where(match: Match, obs: Observation) -> bool:
@@ -151,12 +145,8 @@ def group(
 ) -> dict[tuple[str, str], list[Observation]]:
     """The observations each (rule, key) must see, in event-time order (stable for ties)."""
     plan: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    routes = _routes(ruleset)
     for obs in observations:
-        found = routes.get((obs.domain, obs.type_name))
-        if found is None:
-            found = targets(ruleset, obs.domain, obs.type_name)
-        for t in found:
+        for t in targets(ruleset, obs.domain, obs.type_name):
             if t.correlation:
                 if obs.zone_id is not None and (
                     not t.where or any(_where(c, obs) for c in t.where)
